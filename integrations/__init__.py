@@ -1,0 +1,1 @@
+"""Herald's shared domain: the integration-event model, entity-change messages, errors and store."""

@@ -1,0 +1,169 @@
+"""Pydantic models of the OpsRamp "Create integration event" API and of entity-change messages.
+
+Request models follow ``shared/seed/create-integration-event.txt`` field for field. They are
+tolerant where OpsRamp's own clients vary (enum spelling, ``accessTokenURI``, a ``baseURI``
+without a scheme, a payload template that is not valid JSON) and strict elsewhere: an unknown
+field is an error, so a typo such as ``fitlerCriteria`` is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from integrations.enums import (
+    AuthType,
+    AuthTypeField,
+    EntityField,
+    EventTypeField,
+    GrantTypeField,
+    HttpMethod,
+    HttpMethodField,
+    MatchType,
+    MatchTypeField,
+    NotifierType,
+    NotifierTypeField,
+    OperatorField,
+)
+
+#: Secrets a notifier may hold. They are encrypted at rest and never echoed by the API.
+SECRET_FIELDS: tuple[str, ...] = ("password", "apiSecret", "signingSecret", "tokenPayload")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Header(_Strict):
+    """A ``{key, value}`` pair: request header, or response-capture mapping."""
+
+    key: str = Field(min_length=1, max_length=256)
+    value: str = Field(max_length=8192)
+
+
+class Rule(_Strict):
+    """One filter rule: ``resourceType``, ``key``, ``operator``, ``value``."""
+
+    resourceType: EntityField | None = None
+    key: str = Field(min_length=1, max_length=256)
+    operator: OperatorField
+    value: str = Field(default="", max_length=4096)
+    id: int | None = None
+
+
+class FilterCriteria(_Strict):
+    """``matchType`` (ANY/ALL) over a list of rules. No rules matches everything."""
+
+    matchType: MatchTypeField = MatchType.ANY
+    rules: list[Rule] = Field(default_factory=list, max_length=100)
+    id: int | None = None
+    name: str | None = None
+    actions: list[Any] = Field(default_factory=list)
+
+
+class Notifier(_Strict):
+    """Where and how to send: type, base URI and authentication.
+
+    Fields the seed marks "mandatory if authType is OAUTH2" are *not* enforced here: the seed's
+    own samples omit them and must be accepted. A delivery through such a notifier fails
+    permanently with a reason naming the missing field (see ``notifiers.auth``).
+    """
+
+    type: NotifierTypeField = NotifierType.REST_API
+    baseURI: str | None = Field(default=None, max_length=2048)
+    authType: AuthTypeField = AuthType.NONE
+    grantType: GrantTypeField | None = None
+    userName: str | None = Field(default=None, max_length=512)
+    password: str | None = Field(default=None, max_length=4096)
+    apiKey: str | None = Field(default=None, max_length=4096)
+    apiSecret: str | None = Field(default=None, max_length=4096)
+    accessTokenURL: str | None = Field(
+        default=None,
+        max_length=2048,
+        validation_alias=AliasChoices("accessTokenURL", "accessTokenURI", "accessTokenUrl"),
+    )
+    scope: str | None = Field(default=None, max_length=1024)
+    #: SOAP 1.1 ``SOAPAction`` header, for ``SOAP_API`` notifiers.
+    soapAction: str | None = Field(default=None, max_length=1024)
+    #: Standard Webhooks signing secret (``whsec_<base64>``); signing is off when unset.
+    signingSecret: str | None = Field(default=None, max_length=1024)
+    #: OpsRamp JWT auth: token endpoint, request body, path to the token in the answer, and
+    #: headers to send with ``$jwtToken`` substituted.
+    tokenURL: str | None = Field(default=None, max_length=2048)
+    tokenPayload: str | None = Field(default=None, max_length=8192)
+    tokensPath: str | None = Field(default=None, max_length=256)
+    resourceAuthHeaders: list[Header] = Field(default_factory=list, max_length=50)
+
+    def public(self) -> dict[str, Any]:
+        """The notifier as the API echoes it: never a password, secret or token."""
+        shown: dict[str, Any] = {"baseURI": self.baseURI, "authType": self.authType.value}
+        if self.userName is not None:
+            shown["userName"] = self.userName
+        return shown
+
+
+def decode_payload(raw: str) -> str:
+    """Decode a base64 payload template to text, or raise ``ValueError`` saying why."""
+    compact = "".join(raw.split())
+    try:
+        data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"is not valid base64 ({exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("base64 decodes to bytes that are not UTF-8 text") from None
+
+
+class IntegrationEventIn(_Strict):
+    """Body of ``POST .../integrations/installed/{installedIntgId}/event``."""
+
+    name: str = Field(min_length=1, max_length=255)
+    entity: EntityField
+    eventType: EventTypeField
+    filterCriteria: FilterCriteria | None = None
+    useBaseNotifier: bool = False
+    notifier: Notifier | None = None
+    endPointURI: str | None = Field(default=None, max_length=2048)
+    thirdPartyEventType: HttpMethodField = HttpMethod.POST
+    headers: list[Header] = Field(default_factory=list, max_length=100)
+    payload: str | None = Field(default=None, max_length=1_000_000)
+    responseHeaders: list[Header] = Field(default_factory=list, max_length=50)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_is_base64(cls, raw: str | None) -> str | None:
+        if raw is not None and raw.strip():
+            decode_payload(raw)
+        return raw
+
+    @model_validator(mode="after")
+    def _notifier_present(self) -> IntegrationEventIn:
+        if not self.useBaseNotifier and self.notifier is None:
+            raise ValueError("notifier is required when useBaseNotifier is false")
+        return self
+
+    @property
+    def template(self) -> str:
+        """The decoded payload template ('' when none was given)."""
+        if self.payload is None or not self.payload.strip():
+            return ""
+        return decode_payload(self.payload)
+
+
+class EntityChange(BaseModel):
+    """A message on the entity-change stream (see ``integrations/schema``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=256)
+    tenantId: str = Field(min_length=1, max_length=256)
+    entity: EntityField
+    eventType: EventTypeField
+    occurredAt: datetime
+    data: dict[str, Any]
+    previous: dict[str, Any] | None = None

@@ -1,0 +1,205 @@
+"""SQLAlchemy 2 tables of Herald's stored configuration and delivery log.
+
+Portable across SQLite (the default) and PostgreSQL (production): plain types only, JSON kept
+as text, timestamps as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware UTC (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Herald table."""
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: PBKDF2 hash of the client secret; the secret itself is shown once and never stored.
+    secret_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+    #: SHA-256 of the bearer token: a leaked table grants nothing.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("tenants.client_id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InstalledIntegrationRow(Base):
+    __tablename__ = "installed_integrations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128), index=True)
+    intg_id: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str] = mapped_column(String(255))
+    #: The base notifier without its secrets (JSON), and its secrets sealed apart.
+    base_notifier: Mapped[str | None] = mapped_column(Text, nullable=True)
+    base_notifier_secrets: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class IntegrationEventRow(Base):
+    __tablename__ = "integration_events"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    installed_id: Mapped[str] = mapped_column(
+        ForeignKey("installed_integrations.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    entity: Mapped[str] = mapped_column(String(32))
+    event_type: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Why the event is inactive when Herald disabled it (endpoint failing for days...).
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The event as configured, without secrets and without filter criteria (JSON).
+    config: Mapped[str] = mapped_column(Text)
+    notifier_secrets: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    criteria: Mapped[FilterCriteriaRow | None] = relationship(
+        back_populates="event", cascade="all, delete-orphan", lazy="selectin", uselist=False
+    )
+
+    # Matching looks events up by (tenant, entity, eventType) through this index, never by a
+    # scan of every event.
+    __table_args__ = (Index("ix_events_match", "tenant_id", "entity", "event_type", "active"),)
+
+
+class FilterCriteriaRow(Base):
+    __tablename__ = "filter_criteria"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("integration_events.id", ondelete="CASCADE"), unique=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    match_type: Mapped[str] = mapped_column(String(8))
+    event: Mapped[IntegrationEventRow] = relationship(back_populates="criteria")
+    rules: Mapped[list[FilterRuleRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="FilterRuleRow.position"
+    )
+
+
+class FilterRuleRow(Base):
+    __tablename__ = "filter_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    criteria_id: Mapped[int] = mapped_column(ForeignKey("filter_criteria.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    resource_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    key: Mapped[str] = mapped_column(String(256))
+    operator: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MessageRow(Base):
+    """Entity-change message ids seen, to drop producer duplicates within the window."""
+
+    __tablename__ = "messages"
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryRow(Base):
+    """One (message, integration event) delivery: a row of the activity log.
+
+    A malformed queue message is kept here too, as a dead letter with no event.
+    """
+
+    __tablename__ = "deliveries"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    installed_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    message_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    entity: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    event_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    entity_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    error_class: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    req_payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    res_payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[str] = mapped_column(Text, default="[]")
+    captured: Mapped[str] = mapped_column(Text, default="{}")
+    #: The entity-change message as received (raw text for a dead letter), for replay.
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempt_log: Mapped[list[AttemptRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AttemptRow.number"
+    )
+
+    __table_args__ = (
+        Index("ix_deliveries_tenant_time", "tenant_id", "created_at"),
+        Index("ix_deliveries_event_time", "event_id", "created_at"),
+    )
+
+
+class AttemptRow(Base):
+    __tablename__ = "attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_class: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    response_excerpt: Mapped[str] = mapped_column(Text, default="")
+
+
+class CapturedValueRow(Base):
+    """Values captured from a third party's response, per (event, entity): ``extTicketId``..."""
+
+    __tablename__ = "captured_values"
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
