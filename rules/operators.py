@@ -1,0 +1,196 @@
+"""Filter-rule operators: one predicate per :class:`~integrations.enums.Operator`.
+
+Modelled on StackStorm's ``st2common/operators.py``: each operator is a small function
+``predicate(value, criterion) -> bool`` registered in :data:`OPERATORS`. ``value`` is the raw
+field value read from the entity (possibly :data:`~rules.fields.MISSING`); ``criterion`` is the
+rule's value prepared once by :func:`prepare` (case-folded text, compiled regex), because
+predicates run for every message against every event.
+
+Decisions
+---------
+
+**Case.** ``Contains``, ``Not Contains``, ``Equals``, ``Not Equals``, ``Starts with`` and
+``Ends with`` compare case-insensitively (``str.casefold``, so ``"STRASSE"`` contains ``"ß"``):
+they are human-facing operators typed into a UI, where ``windows`` should find ``Windows``.
+Whitespace is significant: neither side is trimmed, so ``Equals " high"`` does not match
+``"high"``.
+
+**Regex** is case-sensitive as written; add ``(?i)`` to fold case. It uses *search* semantics
+(the pattern may match anywhere; anchor with ``^...$`` for a whole-value match). Patterns run
+on RE2 (``google-re2``), which matches in linear time: no tenant pattern such as ``(a+)+$`` can
+hang a worker. The price is RE2's syntax: no backreferences and no look-around; such patterns
+are rejected when the rule is saved. Use ``\\z`` rather than Python's ``\\Z``.
+
+**Missing fields (the classic trap).** A field that is absent, ``null`` or an empty list is
+treated as the empty string ``""``. Consequently, on an incident with no subject:
+
+* ``Contains "Windows"`` does **not** match, ``Starts with``/``Ends with`` a non-empty value
+  do not match;
+* ``Not Contains "Windows"`` **matches**, and so does ``Not Equals "x"``;
+* ``Equals ""`` matches, and ``Regex "^$"`` matches.
+
+This keeps every negative operator the exact complement of its positive one. A rule meant as
+"subject is set and does not contain Windows" needs a second rule (``Regex "."``) under
+``matchType: ALL``.
+
+**Non-string values** are compared through their text form (:func:`rules.values.to_text`):
+``true``/``false`` for booleans, ``str()`` for numbers (so ``Equals "5"`` matches ``5`` but not
+``5.0``), compact JSON for objects.
+
+**Lists.** A positive operator (``Contains``, ``Equals``, ``Starts with``, ``Ends with``,
+``Regex``) matches when *any* element matches. A negative operator is the negation of its
+positive counterpart over the whole list: ``Not Contains "x"`` matches only when *no* element
+contains ``"x"``. An empty list behaves like a missing field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import re2
+
+from integrations.enums import Operator
+from integrations.errors import InvalidInput
+from rules.fields import is_missing
+from rules.values import to_text
+
+
+class Pattern(Protocol):
+    """The part of a compiled RE2 pattern the ``Regex`` operator uses."""
+
+    def search(self, text: str | bytes) -> object | None:
+        """The first match anywhere in ``text``, or ``None``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """A rule's value prepared for fast, repeated evaluation."""
+
+    #: The value exactly as configured.
+    value: str
+    #: ``value.casefold()``, for the case-insensitive operators.
+    folded: str
+    #: The compiled pattern, for ``Regex`` only.
+    pattern: Pattern | None = None
+
+
+#: ``predicate(field_value, criterion) -> bool``.
+Predicate = Callable[[Any, Criterion], bool]
+
+
+def _regex_options() -> Any:
+    options = re2.Options()
+    # RE2 logs every rejected pattern to stderr by default; a tenant's typo is not our error.
+    options.log_errors = False
+    return options
+
+
+def compile_pattern(pattern: str) -> Pattern:
+    """Compile ``pattern`` with RE2, raising ``ValueError`` with RE2's reason if it is invalid."""
+    try:
+        compiled: Pattern = re2.compile(pattern, _regex_options())
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else "rejected"
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise ValueError(str(detail)) from None
+    except UnicodeEncodeError:
+        raise ValueError("pattern contains characters that are not valid Unicode") from None
+    return compiled
+
+
+def prepare(operator: Operator, value: str, *, field: str = "value") -> Criterion:
+    """Prepare a rule value for ``operator``; an invalid regex raises ``InvalidInput(field)``."""
+    pattern: Pattern | None = None
+    if operator is Operator.REGEX:
+        try:
+            pattern = compile_pattern(value)
+        except ValueError as exc:
+            raise InvalidInput(field, f"invalid regular expression: {exc}") from None
+    return Criterion(value=value, folded=value.casefold(), pattern=pattern)
+
+
+def texts(value: Any) -> tuple[str, ...]:
+    """The texts an operator tests: one per list element, ``("",)`` for a missing value."""
+    if is_missing(value):
+        return ("",)
+    if isinstance(value, list | tuple):
+        if not value:
+            return ("",)
+        return tuple(to_text(item) for item in value)
+    return (to_text(value),)
+
+
+def contains(value: Any, criterion: Criterion) -> bool:
+    """Case-insensitive substring test; any list element may match."""
+    needle = criterion.folded
+    return any(needle in text.casefold() for text in texts(value))
+
+
+def not_contains(value: Any, criterion: Criterion) -> bool:
+    """Exactly ``not contains``: true for a missing field unless the criterion is empty."""
+    return not contains(value, criterion)
+
+
+def equals(value: Any, criterion: Criterion) -> bool:
+    """Case-insensitive equality of the text form; any list element may match."""
+    expected = criterion.folded
+    return any(text.casefold() == expected for text in texts(value))
+
+
+def not_equals(value: Any, criterion: Criterion) -> bool:
+    """Exactly ``not equals``: true for a missing field unless the criterion is empty."""
+    return not equals(value, criterion)
+
+
+def starts_with(value: Any, criterion: Criterion) -> bool:
+    """Case-insensitive prefix test; any list element may match."""
+    prefix = criterion.folded
+    return any(text.casefold().startswith(prefix) for text in texts(value))
+
+
+def ends_with(value: Any, criterion: Criterion) -> bool:
+    """Case-insensitive suffix test; any list element may match."""
+    suffix = criterion.folded
+    return any(text.casefold().endswith(suffix) for text in texts(value))
+
+
+def _search(pattern: Pattern, text: str) -> bool:
+    try:
+        return pattern.search(text) is not None
+    except UnicodeEncodeError:
+        # Lone surrogates cannot be UTF-8 encoded for RE2; search the raw bytes instead of
+        # failing the whole delivery over one malformed character.
+        return pattern.search(text.encode("utf-8", "surrogatepass")) is not None
+
+
+def regex(value: Any, criterion: Criterion) -> bool:
+    """Case-sensitive RE2 *search*; any list element may match."""
+    pattern = criterion.pattern
+    if pattern is None:  # prepared for another operator: compile now rather than mis-answer
+        pattern = compile_pattern(criterion.value)
+    return any(_search(pattern, text) for text in texts(value))
+
+
+#: The operator registry: every :class:`Operator` member has exactly one predicate.
+OPERATORS: Final[dict[Operator, Predicate]] = {
+    Operator.CONTAINS: contains,
+    Operator.NOT_CONTAINS: not_contains,
+    Operator.EQUALS: equals,
+    Operator.NOT_EQUALS: not_equals,
+    Operator.STARTS_WITH: starts_with,
+    Operator.ENDS_WITH: ends_with,
+    Operator.REGEX: regex,
+}
+
+
+def evaluate(operator: Operator | str, value: Any, expected: str) -> bool:
+    """One-off evaluation (tests, previews): parse ``operator``, prepare ``expected``, apply.
+
+    Hot paths should :func:`prepare` once and call ``OPERATORS[op]`` directly instead.
+    """
+    op = Operator.parse(operator)
+    return OPERATORS[op](value, prepare(op, expected))
