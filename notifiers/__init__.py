@@ -1,0 +1,13 @@
+"""Notifier layer: turns a rendered integration event into an HTTP(S) request and its outcome.
+
+Modules, each owning one concern: :mod:`~notifiers.urls` (baseURI + endPointURI),
+:mod:`~notifiers.safety` (SSRF guard), :mod:`~notifiers.auth` (NONE/BASIC/OAUTH2/JWT),
+:mod:`~notifiers.signing` (Standard Webhooks), :mod:`~notifiers.soap`,
+:mod:`~notifiers.outcome` (success/retry/give up), :mod:`~notifiers.capture` (response
+capture) and :mod:`~notifiers.sender` (the entry point the worker calls).
+"""
+
+from notifiers.sender import DeliveryResponse, OutboundRequest, Sender
+from notifiers.urls import resolve_url
+
+__all__ = ["DeliveryResponse", "OutboundRequest", "Sender", "resolve_url"]
