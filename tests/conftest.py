@@ -1,0 +1,67 @@
+"""Shared fixtures: a real Redis (never a fake), isolated per test by key prefix.
+
+``make test`` exports ``HERALD_TEST_REDIS_URL``; it starts a private ``redis-server`` when none
+answers. A Redis that does not answer here is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+
+from integrations.config import Settings
+
+TEST_REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the real Redis the suite runs against; fails the run if it does not answer."""
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # pragma: no cover - a broken environment
+        pytest.fail(f"Redis at {TEST_REDIS_URL} does not answer ({exc}); run `make test`")
+    finally:
+        client.close()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix unique to this test, so tests sharing one Redis never see each other."""
+    return f"herald-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
+    """A client of the real Redis; every key under this test's prefix is removed afterwards."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    keys = list(client.scan_iter(match=f"{redis_prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
+    """Settings for one test: real Redis, private SQLite, loopback allowed, fast retries."""
+    return Settings(
+        redis_url=redis_url,
+        database_url=f"sqlite:///{tmp_path / 'herald.db'}",
+        secret_key=Fernet.generate_key().decode(),
+        allowed_networks=LOOPBACK,
+        redis_prefix=redis_prefix,
+        retry_schedule=(0.2, 0.4, 0.8),
+        connect_timeout=2.0,
+        read_timeout=5.0,
+    )

@@ -1,0 +1,120 @@
+"""Fixtures for tests that run the real pipeline: API server, worker processes, sinks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from integrations.config import Settings
+from integrations.store import Store
+from tests.support.processes import ROOT, ApiServer, WorkerProcess, herald_env
+from tests.support.sinks import RecordingSink
+from worker.redis_server import free_port
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store(settings.database_url, settings.secret_key)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def api(settings: Settings, store: Store, redis_client: Any) -> Iterator[ApiServer]:
+    with ApiServer(create_app(settings, store), free_port()) as server:
+        yield server
+
+
+@pytest.fixture
+def sink() -> Iterator[RecordingSink]:
+    with RecordingSink() as s:
+        yield s
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path, redis_client: Any) -> Iterator[WorkerProcess]:
+    with WorkerProcess(settings, tmp_path, concurrency=2) as w:
+        yield w
+
+
+def herald_cli(settings: Settings, *args: str, stdin: str | None = None) -> str:
+    """Run the ``herald`` command as an operator would, configured like ``settings``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=herald_env(settings),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+class Tenant:
+    """An API client of one tenant, authenticated like OpsRamp's clients."""
+
+    def __init__(self, api: ApiServer, settings: Settings, client_id: str) -> None:
+        creds = json.loads(herald_cli(settings, "tenants", "create", client_id))
+        assert creds["client_id"] == client_id
+        self.client_id = client_id
+        self.http = httpx.Client(base_url=api.url, timeout=10)
+        r = self.http.post("/auth/oauth/token", data={"grant_type": "client_credentials", **creds})
+        r.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        r = self.http.post(
+            f"/api/v2/tenants/{client_id}/integrations/install/CUSTOM",
+            json={"displayName": "Ticketing"},
+        )
+        r.raise_for_status()
+        self.installed = r.json()["id"]
+
+    def create_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.http.post(
+            f"/api/v2/tenants/{self.client_id}/integrations/installed/{self.installed}/event",
+            json=body,
+        )
+        assert r.status_code == 200, r.text
+        result: dict[str, Any] = r.json()
+        return result
+
+    def activity(self, **params: Any) -> list[dict[str, Any]]:
+        r = self.http.get(f"/api/v2/tenants/{self.client_id}/integrations/activity", params=params)
+        r.raise_for_status()
+        rows: list[dict[str, Any]] = r.json()["results"]
+        return rows
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def change(
+    tenant: str,
+    data: dict[str, Any],
+    *,
+    entity: str = "INCIDENT",
+    event_type: str = "CREATE",
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": message_id or f"msg-{time.monotonic_ns()}",
+        "tenantId": tenant,
+        "entity": entity,
+        "eventType": event_type,
+        "occurredAt": datetime.now(UTC).isoformat(),
+        "data": data,
+    }

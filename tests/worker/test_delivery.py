@@ -1,0 +1,319 @@
+"""Delivery decisions against real parts (Redis, SQLite store, loopback sinks), in process.
+
+These drive :class:`worker.delivery.Deliverer` directly, one attempt per call, so each
+decision (record, retry, give up, defer, disable, capture) is checked without waiting on a
+scheduler; the real-worker tests in ``test_end_to_end`` and ``tests/faults`` cover the wiring.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+
+from integrations.config import Settings
+from integrations.models import IntegrationEventIn, Notifier
+from integrations.store import Store, StoredEvent, delivery_id_for
+from notifiers.sender import Sender
+from tests.support.sinks import RecordingSink, Reply
+from worker.delivery import MAX_UNFINISHED_STARTS, Deliverer
+from worker.pipeline import MatcherCache, fan_out
+from worker.schedule import RetrySchedule
+
+TENANT = "client_9"
+
+
+class Harness:
+    """A store, a sender and a deliverer over one test's Redis prefix."""
+
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.settings = settings
+        self.store = Store(settings.database_url, settings.secret_key)
+        self.sender = Sender(settings, client)
+        self.schedule = RetrySchedule(client, settings.redis_prefix)
+        self.deliverer = Deliverer(settings, self.store, self.sender, client, self.schedule)
+        self.matchers = MatcherCache()
+        self.store.create_tenant(TENANT)
+        self.installed = self.store.install(TENANT, "CUSTOM", "Ticketing").id
+
+    def event(self, sink: RecordingSink, **overrides: Any) -> StoredEvent:
+        body: dict[str, Any] = {
+            "name": "to sink",
+            "entity": "INCIDENT",
+            "eventType": "CREATE",
+            "notifier": {"type": "REST_API", "baseURI": sink.url, "authType": "NONE"},
+            "endPointURI": "/tickets",
+            "payload": base64.b64encode(b'{"subject":"$incident.subject"}').decode(),
+        }
+        body.update(overrides)
+        return self.store.create_event(
+            TENANT, self.installed, IntegrationEventIn.model_validate(body)
+        )
+
+    def publish(
+        self, data: dict[str, Any], *, event_type: str = "CREATE", mid: str = "m1"
+    ) -> list[str]:
+        raw = json.dumps(
+            {
+                "id": mid,
+                "tenantId": TENANT,
+                "entity": "INCIDENT",
+                "eventType": event_type,
+                "occurredAt": datetime.now(UTC).isoformat(),
+                "data": data,
+            }
+        )
+        return fan_out(self.store, self.matchers, raw, dedupe_window=60).deliveries
+
+    def close(self) -> None:
+        self.sender.close()
+        self.store.close()
+
+
+@pytest.fixture
+def h(settings: Settings, redis_client: redis.Redis) -> Iterator[Harness]:
+    harness = Harness(settings, redis_client)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[RecordingSink]:
+    with RecordingSink() as s:
+        yield s
+
+
+def test_success_is_recorded_with_the_attempt(h: Harness, sink: RecordingSink) -> None:
+    event = h.event(sink)
+    [dlv] = h.publish({"id": "INC-1", "subject": "disk"})
+    assert dlv == delivery_id_for(TENANT, "m1", event.id)
+    assert h.deliverer.deliver(dlv, 0).outcome == "sent"
+    [req] = sink.requests
+    assert req.json() == {"subject": "disk"}
+    assert req.header("idempotency-key") == dlv
+    d = h.store.get_delivery(dlv)
+    assert d is not None and d.status == "SUCCESS" and d.attempts == 1
+    assert d.attempt_log[0].http_status == 200
+    # Delivered once: the same dispatch again is a duplicate and sends nothing.
+    assert h.deliverer.deliver(dlv, 0).outcome == "skipped"
+    assert h.deliverer.deliver(dlv, None).outcome == "skipped"
+    assert sink.count == 1
+
+
+def test_retryable_failures_follow_the_schedule_then_give_up(
+    h: Harness, sink: RecordingSink
+) -> None:
+    sink.respond_with(Reply(status=503, body="busy"))
+    h.event(sink)
+    [dlv] = h.publish({"subject": "x"})
+    schedule = h.settings.retry_schedule
+    for n in range(1, len(schedule) + 1):
+        before = time.time()
+        assert h.deliverer.deliver(dlv).outcome == "retrying"
+        due = h.schedule.due_at(dlv)
+        assert due is not None
+        assert schedule[n - 1] * 0.8 - 0.05 <= due - before <= schedule[n - 1] * 1.2 + 0.05
+        d = h.store.get_delivery(dlv)
+        assert d is not None and d.status == "RETRYING" and d.attempts == n
+        assert d.http_status == 503 and d.error_class == "http_503"
+    assert h.deliverer.deliver(dlv).outcome == "failed"
+    d = h.store.get_delivery(dlv)
+    assert d is not None and d.status == "FAILED"
+    assert d.status_message.startswith(f"gave up after {len(schedule) + 1} attempts")
+    assert [a.outcome for a in d.attempt_log] == ["retryable"] * (len(schedule) + 1)
+    assert h.schedule.due_at(dlv) is None
+    assert sink.count == len(schedule) + 1
+
+
+def test_a_permanent_failure_stops_at_once(h: Harness, sink: RecordingSink) -> None:
+    sink.respond_with(Reply(status=404, body="no such queue"))
+    h.event(sink)
+    [dlv] = h.publish({"subject": "x"})
+    assert h.deliverer.deliver(dlv, 0).outcome == "failed"
+    d = h.store.get_delivery(dlv)
+    assert d is not None and d.status == "FAILED" and d.http_status == 404
+    assert "no such queue" in (d.res_payload or "")
+    assert h.schedule.due_at(dlv) is None
+
+
+def test_retry_after_is_honoured(h: Harness, sink: RecordingSink) -> None:
+    sink.reply(Reply(status=429, headers={"Retry-After": "7"}))
+    h.event(sink)
+    [dlv] = h.publish({"subject": "x"})
+    before = time.time()
+    assert h.deliverer.deliver(dlv, 0).outcome == "retrying"
+    due = h.schedule.due_at(dlv)
+    assert due is not None and due - before >= 6.9
+
+
+def test_a_delivery_locked_by_another_worker_is_looked_at_again_later(
+    h: Harness, sink: RecordingSink, redis_client: redis.Redis
+) -> None:
+    h.event(sink)
+    [dlv] = h.publish({"subject": "x"})
+    redis_client.set(f"{h.settings.redis_prefix}:lock:{dlv}", "someone-else", ex=60)
+    assert h.deliverer.deliver(dlv, 0).outcome == "skipped"
+    assert sink.count == 0
+    assert h.schedule.due_at(dlv) is not None  # not stranded if the holder died
+
+
+def test_a_delivery_that_keeps_killing_its_worker_becomes_poison(
+    h: Harness, sink: RecordingSink, redis_client: redis.Redis
+) -> None:
+    h.event(sink)
+    [dlv] = h.publish({"subject": "x"})
+    redis_client.set(f"{h.settings.redis_prefix}:starts:{dlv}", MAX_UNFINISHED_STARTS)
+    assert h.deliverer.deliver(dlv, 0).outcome == "failed"
+    d = h.store.get_delivery(dlv)
+    assert d is not None and d.status == "FAILED" and d.error_class == "poison"
+    assert sink.count == 0
+
+
+def test_deleted_and_inactive_events_fail_visibly(h: Harness, sink: RecordingSink) -> None:
+    gone = h.event(sink, name="gone")
+    off = h.event(sink, name="off")
+    dlvs = h.publish({"subject": "x"})
+    h.store.delete_event(TENANT, gone.id)
+    h.store.set_event_active(off.id, False, "deactivated through the API")
+    for dlv in dlvs:
+        assert h.deliverer.deliver(dlv, 0).outcome == "failed"
+    reasons = sorted(d.status_message for d in map(h.store.get_delivery, dlvs) if d)
+    assert reasons == [
+        "integration event is inactive: deactivated through the API",
+        "integration event was deleted",
+    ]
+    assert sink.count == 0
+
+
+def test_missing_placeholder_is_a_warning_and_template_errors_are_permanent(
+    h: Harness, sink: RecordingSink
+) -> None:
+    h.event(sink, payload=base64.b64encode(b'{"a":"$incident.nothere"}').decode())
+    [dlv] = h.publish({"subject": "x"})
+    h.deliverer.deliver(dlv, 0)
+    d = h.store.get_delivery(dlv)
+    assert d is not None and d.status == "SUCCESS"
+    assert d.warnings == ["$incident.nothere has no value"]
+    assert sink.requests[0].json() == {"a": ""}
+
+
+def test_the_breaker_defers_without_spending_attempts(
+    settings: Settings, redis_client: redis.Redis, sink: RecordingSink
+) -> None:
+    h = Harness(
+        dataclasses.replace(settings, breaker_threshold=2, breaker_cooldown=30), redis_client
+    )
+    try:
+        sink.respond_with(Reply(status=503))
+        h.event(sink)
+        dlvs = [h.publish({"subject": "x"}, mid=f"m{i}")[0] for i in range(3)]
+        assert h.deliverer.deliver(dlvs[0], 0).outcome == "retrying"
+        assert h.deliverer.deliver(dlvs[1], 0).outcome == "retrying"  # opens the breaker
+        assert h.deliverer.deliver(dlvs[2], 0).outcome == "deferred"
+        d = h.store.get_delivery(dlvs[2])
+        assert d is not None and d.attempts == 0 and "circuit open" in d.status_message
+        assert sink.count == 2
+        due = h.schedule.due_at(dlvs[2])
+        assert due is not None and due >= time.time() + 25
+    finally:
+        h.close()
+
+
+def test_an_event_failing_for_the_whole_window_is_disabled(
+    settings: Settings, redis_client: redis.Redis, sink: RecordingSink
+) -> None:
+    h = Harness(dataclasses.replace(settings, disable_after=0.0), redis_client)
+    try:
+        sink.respond_with(Reply(status=500))
+        event = h.event(sink)
+        [dlv] = h.publish({"subject": "x"})
+        assert h.deliverer.deliver(dlv, 0).outcome == "failed"
+        stored = h.store.get_event(TENANT, event.id)
+        assert stored is not None and not stored.active
+        assert stored.disabled_reason is not None
+        assert stored.disabled_reason.startswith("auto-disabled: every delivery attempt failed")
+        d = h.store.get_delivery(dlv)
+        assert d is not None and d.status == "FAILED" and "auto-disabled" in d.status_message
+    finally:
+        h.close()
+
+
+def test_response_capture_lets_an_update_address_the_remote_ticket(
+    h: Harness, sink: RecordingSink
+) -> None:
+    sink.reply(Reply.json({"result": {"id": "T-77", "url": "https://t/77"}}, status=201))
+    create = h.event(
+        sink,
+        responseHeaders=[
+            {"key": "extTicketId", "value": "$result.id"},
+            {"key": "extTicketURL", "value": "$result.url"},
+        ],
+    )
+    h.event(
+        sink,
+        name="update",
+        eventType="UPDATE",
+        endPointURI="/tickets/$extTicketId",
+        thirdPartyEventType="PATCH",
+        payload=base64.b64encode(
+            b'{"ticket":"$extTicketId","subject":"$incident.subject"}'
+        ).decode(),
+    )
+    [first] = h.publish({"id": "INC-1", "subject": "created"}, mid="c1")
+    h.deliverer.deliver(first, 0)
+    row = h.store.get_delivery(first)
+    assert row is not None and row.captured == {
+        "extTicketId": "T-77",
+        "extTicketURL": "https://t/77",
+    }
+    assert h.store.captured_for(create.id, "INC-1")["extTicketId"] == "T-77"
+    # The UPDATE event reads values captured by the CREATE event for the same incident.
+    [second] = h.publish({"id": "INC-1", "subject": "updated"}, event_type="UPDATE", mid="u1")
+    assert h.deliverer.deliver(second, 0).outcome == "sent", h.store.get_delivery(second)
+    update_req = sink.requests[1]
+    assert update_req.method == "PATCH"
+    assert update_req.path == "/tickets/T-77"
+    assert update_req.json() == {"ticket": "T-77", "subject": "updated"}
+
+
+def test_use_base_notifier(h: Harness, sink: RecordingSink) -> None:
+    h.store.set_base_notifier(
+        TENANT,
+        h.installed,
+        Notifier(type="REST_API", baseURI=sink.url, authType="BASIC", userName="u", password="p"),  # type: ignore[arg-type]
+    )
+    h.event(sink, useBaseNotifier=True, notifier=None, endPointURI="/via-base")
+    [dlv] = h.publish({"subject": "x"})
+    assert h.deliverer.deliver(dlv, 0).outcome == "sent"
+    [req] = sink.requests
+    assert req.path == "/via-base"
+    assert req.header("authorization") == "Basic " + base64.b64encode(b"u:p").decode()
+
+
+def test_duplicate_messages_are_dropped_and_counted(h: Harness, sink: RecordingSink) -> None:
+    h.event(sink)
+    assert len(h.publish({"subject": "x"}, mid="dup")) == 1
+    h.deliverer.deliver(h.publish({"subject": "x"}, mid="other")[0], 0)
+    assert h.publish({"subject": "x"}, mid="dup") == []
+    assert h.store.duplicate_count(TENANT) == 1
+
+
+def test_malformed_messages_are_dead_lettered_with_the_reason(h: Harness) -> None:
+    result = fan_out(
+        h.store, h.matchers, '{"tenantId": "client_9", "entity": "NOPE"}', dedupe_window=60
+    )
+    assert result.dead_letter is not None
+    d = h.store.get_delivery(result.dead_letter)
+    assert d is not None and d.status == "FAILED" and d.tenant_id == "client_9"
+    assert "entity" in d.status_message and "id: Field required" in d.status_message
+    garbage = fan_out(h.store, h.matchers, "not json at all", dedupe_window=60)
+    assert garbage.dead_letter is not None
+    g = h.store.get_delivery(garbage.dead_letter)
+    assert g is not None and g.message == "not json at all" and "Invalid JSON" in g.status_message

@@ -1,0 +1,124 @@
+"""The retry schedule: pure backoff (table + properties) and the Redis sorted set (real Redis)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+
+from integrations.config import DEFAULT_RETRY_SCHEDULE
+from worker.schedule import RetrySchedule, compute_backoff
+
+
+@pytest.mark.parametrize(
+    ("made", "rand", "retry_after", "expected"),
+    [
+        (1, 0.5, None, 10.0),  # middle of the jitter band = the schedule itself
+        (2, 0.5, None, 60.0),
+        (8, 0.5, None, 86400.0),
+        (9, 0.5, None, None),  # exhausted after the last scheduled delay
+        (0, 0.5, None, None),
+        (1, 0.0, None, 8.0),  # -20 %
+        (1, 1.0, None, 12.0),  # +20 %
+        (1, 0.5, 120.0, 120.0),  # Retry-After longer than the schedule wins
+        (3, 0.5, 5.0, 300.0),  # ...but never shortens it
+        (1, 0.5, 999_999.0, 3600.0),  # clamped to max_retry_after
+        (1, 0.5, -5.0, 10.0),
+    ],
+)
+def test_compute_backoff_table(
+    made: int, rand: float, retry_after: float | None, expected: float | None
+) -> None:
+    got = compute_backoff(
+        made,
+        DEFAULT_RETRY_SCHEDULE,
+        retry_after=retry_after,
+        max_retry_after=3600.0,
+        rand=lambda: rand,
+    )
+    assert got == (pytest.approx(expected) if expected is not None else None)
+
+
+@given(
+    made=st.integers(min_value=1, max_value=8),
+    r=st.floats(min_value=0.0, max_value=1.0),
+    retry_after=st.none() | st.floats(min_value=0, max_value=1e7, allow_nan=False),
+)
+def test_backoff_stays_within_the_jitter_band_and_the_clamp(
+    made: int, r: float, retry_after: float | None
+) -> None:
+    base = DEFAULT_RETRY_SCHEDULE[made - 1]
+    got = compute_backoff(made, DEFAULT_RETRY_SCHEDULE, retry_after=retry_after, rand=lambda: r)
+    assert got is not None
+    lower, upper = base * 0.8, base * 1.2
+    if retry_after is not None:
+        clamped = min(retry_after, 3600.0)
+        lower, upper = max(lower, clamped), max(upper, clamped)
+    assert lower - 1e-6 <= got <= upper + 1e-6
+
+
+def test_claim_due_leases_and_ack_removes(redis_client: redis.Redis, redis_prefix: str) -> None:
+    sched = RetrySchedule(redis_client, redis_prefix)
+    sched.add("DLV-a", 100.0)
+    sched.add("DLV-b", 200.0)
+    sched.add("DLV-c", 10_000.0)
+    claimed = sched.claim_due(now=300.0, lease=60.0)
+    assert sorted(m for m, _ in claimed) == ["DLV-a", "DLV-b"]
+    # Claimed entries stay in the set under the lease: not due again before it ends.
+    assert sched.claim_due(now=301.0) == []
+    assert len(sched) == 3
+    for member, lease in claimed:
+        assert sched.ack(member, lease)
+    assert len(sched) == 1
+    assert sched.due_at("DLV-c") == pytest.approx(10_000.0)
+
+
+def test_an_unacked_claim_comes_due_again_after_its_lease(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """A scheduler that dies between claim and dispatch loses nothing."""
+    sched = RetrySchedule(redis_client, redis_prefix)
+    sched.add("DLV-a", 100.0)
+    assert [m for m, _ in sched.claim_due(now=100.0, lease=30.0)] == ["DLV-a"]
+    assert sched.claim_due(now=129.0, lease=30.0) == []
+    assert [m for m, _ in sched.claim_due(now=131.0, lease=30.0)] == ["DLV-a"]
+
+
+def test_ack_keeps_an_entry_rescheduled_after_the_claim(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    sched = RetrySchedule(redis_client, redis_prefix)
+    sched.add("DLV-a", 100.0)
+    [(member, lease)] = sched.claim_due(now=100.0)
+    sched.add("DLV-a", 500.0)  # the delivery failed again meanwhile
+    assert not sched.ack(member, lease)
+    assert sched.due_at("DLV-a") == pytest.approx(500.0)
+
+
+def test_concurrent_schedulers_never_claim_the_same_entry(
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis
+) -> None:
+    sched = RetrySchedule(redis_client, redis_prefix)
+    for i in range(300):
+        sched.add(f"DLV-{i}", 100.0)
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        own = RetrySchedule(redis.Redis.from_url(redis_url), redis_prefix)
+        while True:
+            got = own.claim_due(now=200.0, limit=7)
+            if not got:
+                return
+            with lock:
+                claimed.extend(m for m, _ in got)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(f"DLV-{i}" for i in range(300))

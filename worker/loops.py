@@ -1,0 +1,82 @@
+"""Background loops of every worker node: the stream ingest and the retry scheduler.
+
+They run as threads of the worker's main process, started and stopped by a Celery bootstep,
+so ``celery -A worker worker`` is all a deployment runs. Each loop is safe to run on many
+nodes at once (consumer group; leased claims) and loses nothing if a node dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from celery import bootsteps
+
+from integrations.config import get_settings
+from worker.ingest import StreamIngest
+from worker.schedule import RetrySchedule
+
+log = logging.getLogger(__name__)
+
+
+def run_scheduler(schedule: RetrySchedule, stop: threading.Event, *, tick: float = 0.5) -> None:
+    """Move due retries to the delivery queue until ``stop`` is set."""
+    from worker.tasks import deliver
+
+    while not stop.is_set():
+        try:
+            for delivery_id, lease in schedule.claim_due():
+                deliver.apply_async(args=(delivery_id, None))
+                schedule.ack(delivery_id, lease)
+        except redis.RedisError as exc:
+            # Claimed entries stay in the set under their lease and come due again.
+            log.warning("retry scheduler: Redis unavailable (%s); retrying", exc)
+        except Exception:
+            log.exception("retry scheduler: dispatch failed; claimed retries will come due again")
+        stop.wait(tick)
+
+
+class HeraldLoops(bootsteps.StartStopStep):
+    """Starts the ingest and scheduler threads with the worker; stops them on shutdown."""
+
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, parent: Any) -> None:
+        from worker.tasks import ingest
+
+        def dispatch(raw: str) -> None:
+            ingest.apply_async(args=(raw,))
+
+        settings = get_settings()
+        client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        stream = StreamIngest(
+            client,
+            settings.stream_key,
+            dispatch,
+            claim_idle=settings.ingest_claim_idle,
+        )
+        schedule = RetrySchedule(client, settings.redis_prefix)
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(
+                target=stream.run, args=(self._stop,), name="herald-ingest", daemon=True
+            ),
+            threading.Thread(
+                target=run_scheduler, args=(schedule, self._stop), name="herald-retry", daemon=True
+            ),
+        ]
+        for t in self._threads:
+            t.start()
+        log.info("herald: consuming %s as %s", settings.stream_key, stream.consumer)
+
+    def stop(self, parent: Any) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)

@@ -1,0 +1,134 @@
+"""Fan-out of one entity change: find the tenant's matching events and create deliveries.
+
+Order matters for at-least-once without loss: deliveries are created first (idempotently, by a
+derived id), and only then is the message remembered as processed. A worker dying in between
+re-processes the message on redelivery and creates nothing twice; a message remembered as
+processed within the dedupe window is a producer duplicate and is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from integrations.models import EntityChange
+from integrations.store import DeliveryStatus, Store, StoredEvent, delivery_id_for
+from rules.fields import MISSING, resolve
+from rules.matcher import Matcher, compile_criteria
+
+log = logging.getLogger(__name__)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A one-line summary naming each bad field and its problem."""
+    parts = []
+    for err in exc.errors():
+        loc = "".join(
+            f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p))
+            for i, p in enumerate(err["loc"])
+        )
+        parts.append(f"{loc or 'message'}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def entity_id(data: dict[str, object]) -> str | None:
+    """The entity's own id (``id`` or ``uniqueId``, any case), used to key captured values."""
+    for key in ("id", "uniqueId"):
+        value = resolve(data, key)
+        if value is not MISSING and value is not None and value != "":
+            return str(value)
+    return None
+
+
+class MatcherCache:
+    """Compiled filter criteria per event, recompiled only when the event changes."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[object, Matcher]] = {}
+
+    def get(self, event: StoredEvent) -> Matcher:
+        """The compiled matcher of ``event``."""
+        hit = self._cache.get(event.id)
+        if hit is not None and hit[0] == event.updated_at:
+            return hit[1]
+        matcher = compile_criteria(event.spec.filterCriteria, event.spec.entity)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[event.id] = (event.updated_at, matcher)
+        return matcher
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """What processing one message produced."""
+
+    deliveries: list[str]
+    duplicate: bool = False
+    dead_letter: str | None = None
+
+
+def dead_letter(store: Store, raw: str, reason: str) -> str:
+    """Keep an unprocessable message, with the reason, where the activity API shows it."""
+    tenant = ""
+    try:
+        parsed = json.loads(raw)
+        if isinstance(parsed, dict) and isinstance(parsed.get("tenantId"), str):
+            tenant = parsed["tenantId"]
+    except ValueError:
+        pass
+    dlq_id = "DLQ-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
+    store.create_delivery(
+        delivery_id=dlq_id,
+        tenant_id=tenant,
+        event=None,
+        message_id=None,
+        entity=None,
+        event_type=None,
+        entity_id=None,
+        message=raw,
+        status=DeliveryStatus.FAILED,
+        status_message=f"malformed message: {reason}",
+        error_class="malformed_message",
+    )
+    log.warning("dead-lettered malformed message %s: %s", dlq_id, reason)
+    return dlq_id
+
+
+def fan_out(store: Store, matchers: MatcherCache, raw: str, *, dedupe_window: float) -> FanOut:
+    """Validate one raw message and create a delivery per matching integration event."""
+    try:
+        change = EntityChange.model_validate_json(raw)
+    except ValidationError as exc:
+        return FanOut([], dead_letter=dead_letter(store, raw, describe_validation_error(exc)))
+    if store.seen_recently(change.tenantId, change.id, dedupe_window):
+        log.info("dropped duplicate message %s of tenant %s", change.id, change.tenantId)
+        return FanOut([], duplicate=True)
+
+    stored_message = change.model_dump_json()
+    ent_id = entity_id(change.data)
+    for event in store.candidate_events(change.tenantId, change.entity, change.eventType):
+        try:
+            matched = matchers.get(event).matches(change.data)
+        except Exception:  # a bad stored rule must not block the other events
+            log.exception("filter criteria of event %s failed", event.id)
+            continue
+        if not matched:
+            continue
+        store.create_delivery(
+            delivery_id=delivery_id_for(change.tenantId, change.id, event.id),
+            tenant_id=change.tenantId,
+            event=event,
+            message_id=change.id,
+            entity=change.entity.value,
+            event_type=change.eventType.value,
+            entity_id=ent_id,
+            message=stored_message,
+        )
+    store.remember_message(change.tenantId, change.id)
+    # Every delivery of this message not attempted yet, including any an interrupted earlier
+    # run created: their tasks are idempotent, so dispatching one twice sends it once.
+    return FanOut(sorted(d.id for d in store.pending_deliveries(change.tenantId, change.id)))

@@ -1,0 +1,69 @@
+"""Per-process resources of a worker: store, Redis client, sender, deliverer.
+
+Built lazily on first use *in the process that uses them*: prefork children must not inherit
+sockets or connection pools opened by the parent before the fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import redis
+
+from integrations.config import Settings, get_settings
+from integrations.store import Store
+from notifiers.sender import Sender
+from worker.delivery import Deliverer
+from worker.pipeline import MatcherCache
+from worker.schedule import RetrySchedule
+
+
+@dataclass
+class Runtime:
+    """Everything a task needs, for one process."""
+
+    settings: Settings
+    store: Store
+    redis: redis.Redis
+    schedule: RetrySchedule
+    sender: Sender
+    deliverer: Deliverer
+    matchers: MatcherCache
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Open the store, Redis and an HTTP sender for ``settings``."""
+        store = Store(settings.database_url, settings.secret_key)
+        client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        schedule = RetrySchedule(client, settings.redis_prefix)
+        sender = Sender(settings, client)
+        return cls(
+            settings=settings,
+            store=store,
+            redis=client,
+            schedule=schedule,
+            sender=sender,
+            deliverer=Deliverer(settings, store, sender, client, schedule),
+            matchers=MatcherCache(),
+        )
+
+    def close(self) -> None:
+        """Release connections."""
+        self.sender.close()
+        self.store.close()
+        self.redis.close()
+
+
+_lock = threading.Lock()
+_current: tuple[int, Runtime] | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime, built on first use (and again after a fork)."""
+    global _current
+    with _lock:
+        if _current is None or _current[0] != os.getpid():
+            _current = (os.getpid(), Runtime.build(get_settings()))
+        return _current[1]
