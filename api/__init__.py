@@ -1,0 +1,1 @@
+"""Herald's HTTP API: OpsRamp-compatible integration events, activity log and token endpoint."""

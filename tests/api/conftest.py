@@ -1,0 +1,53 @@
+"""API fixtures: the real app over a real store, with a tenant and its bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from integrations.config import Settings
+from integrations.store import Store
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store(settings.database_url, settings.secret_key)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(settings: Settings, store: Store, redis_client: Any) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, store)) as c:
+        yield c
+
+
+def token_for(client: TestClient, store: Store, client_id: str) -> dict[str, str]:
+    """Create tenant ``client_id`` and return Authorization headers with its bearer token."""
+    secret = store.create_tenant(client_id)
+    r = client.post(
+        "/auth/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture
+def auth(client: TestClient, store: Store) -> dict[str, str]:
+    return token_for(client, store, "client_9")
+
+
+@pytest.fixture
+def installed(client: TestClient, auth: dict[str, str]) -> str:
+    r = client.post(
+        "/api/v2/tenants/client_9/integrations/install/CUSTOM",
+        json={"displayName": "Ticketing"},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
