@@ -286,8 +286,8 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--concurrency", type=int, default=2)
         sp.set_defaults(fn=fn)
     sp = sub.add_parser("worker", help=cmd_worker.__doc__)
-    sp.add_argument("celery_args", nargs=argparse.REMAINDER)
-    sp.set_defaults(fn=cmd_worker)
+    # Anything else on the command line is passed to Celery (see main()).
+    sp.set_defaults(fn=cmd_worker, celery_args=[])
     tenants = sub.add_parser("tenants", help="manage API tenants").add_subparsers(
         dest="tenants_command", required=True
     )
@@ -310,7 +310,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``herald`` console script."""
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:
+        if args.command != "worker":
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
+        # Options for Celery (``herald worker --concurrency 4``) pass through untouched.
+        args.celery_args = extra
     return int(args.fn(args) or 0)
 
 

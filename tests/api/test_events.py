@@ -318,3 +318,56 @@ def test_install_returns_an_intg_id(client: TestClient, auth: dict[str, str]) ->
     assert got.json()["id"] == r.json()["id"]
     bad = client.post("/api/v2/tenants/client_9/integrations/install/CUSTOM", json={}, headers=auth)
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "displayName"
+
+
+def test_base_notifier_is_stored_without_echoing_secrets(
+    client: TestClient, auth: dict[str, str], installed: str, store: Store
+) -> None:
+    url = f"/api/v2/tenants/client_9/integrations/installed/{installed}/notifier"
+    r = client.post(
+        url,
+        json={
+            "type": "REST API",
+            "baseURI": "tickets.example.invalid",
+            "authType": "OAUTH2",
+            "grantType": "CLIENT_CREDENTIALS",
+            "apiKey": "id",
+            "apiSecret": "SECRET-3",
+            "accessTokenURI": "https://tickets.example.invalid/token",
+        },
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["notifier"] == {"baseURI": "tickets.example.invalid", "authType": "OAUTH2"}
+    assert "SECRET" not in r.text
+    inst = store.get_installed("client_9", installed)
+    assert inst is not None and inst.base_notifier is not None
+    assert inst.base_notifier.apiSecret == "SECRET-3"
+    body = sample_request(0)
+    body.pop("notifier")
+    body["useBaseNotifier"] = True
+    r = client.post(EVENTS.format(installed), json=body, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["useBaseNotifier"] is True
+    bad = client.post(url, json={"baseURI": "http://127.0.0.1:1/x"}, headers=auth)
+    assert bad.status_code == 200  # loopback is allowed in the test settings
+    refused = client.post(url, json={"baseURI": "http://192.168.1.1/x"}, headers=auth)
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "baseURI"
+
+
+def test_activity_of_an_unknown_id_is_404_and_listing_paginates(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    r = client.get("/api/v2/tenants/client_9/integrations/activity/DLV-nope", headers=auth)
+    assert r.status_code == 404
+    page = client.get("/api/v2/tenants/client_9/integrations/activity?pageSize=10", headers=auth)
+    assert page.status_code == 200
+    assert page.json() | {"results": []} == {
+        "results": [],
+        "totalResults": 0,
+        "pageNo": 1,
+        "pageSize": 10,
+        "totalPages": 1,
+        "nextPage": False,
+        "duplicatesDropped": 0,
+    }
