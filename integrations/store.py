@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine
@@ -206,6 +206,20 @@ def _delivery(row: DeliveryRow) -> Delivery:
     )
 
 
+_Owned = TypeVar("_Owned", InstalledIntegrationRow, IntegrationEventRow, DeliveryRow)
+
+
+def _owned(s: Session, model: type[_Owned], key: str, tenant_id: str | None) -> _Owned | None:
+    """The row ``key`` of ``model`` if it exists and belongs to ``tenant_id`` (any if None).
+
+    Another tenant's row is reported exactly like a missing one, so ids cannot be probed.
+    """
+    row = s.get(model, key)
+    if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+        return None
+    return row
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so API and workers can share it."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
@@ -326,10 +340,8 @@ class Store:
     def get_installed(self, tenant_id: str, installed_id: str) -> InstalledIntegration | None:
         """The tenant's installed integration, or ``None`` if unknown or another tenant's."""
         with self.session() as s:
-            row = s.get(InstalledIntegrationRow, installed_id)
-            if row is None or row.tenant_id != tenant_id:
-                return None
-            return self._installed(row)
+            row = _owned(s, InstalledIntegrationRow, installed_id, tenant_id)
+            return self._installed(row) if row is not None else None
 
     def set_base_notifier(
         self, tenant_id: str, installed_id: str, notifier: Notifier
@@ -337,8 +349,8 @@ class Store:
         """Store the installed integration's base notifier (secrets sealed)."""
         public, hidden = split_secrets(notifier)
         with self.session() as s:
-            row = s.get(InstalledIntegrationRow, installed_id)
-            if row is None or row.tenant_id != tenant_id:
+            row = _owned(s, InstalledIntegrationRow, installed_id, tenant_id)
+            if row is None:
                 return None
             row.base_notifier = json.dumps(public)
             row.base_notifier_secrets = self._box.seal(hidden)
@@ -426,10 +438,8 @@ class Store:
     def get_event(self, tenant_id: str, event_id: str) -> StoredEvent | None:
         """The tenant's integration event, or ``None``."""
         with self.session() as s:
-            row = s.get(IntegrationEventRow, event_id)
-            if row is None or row.tenant_id != tenant_id:
-                return None
-            return self._event(row)
+            row = _owned(s, IntegrationEventRow, event_id, tenant_id)
+            return self._event(row) if row is not None else None
 
     def load_event(self, event_id: str) -> StoredEvent | None:
         """An integration event by id, whatever its tenant (for the worker)."""
@@ -453,8 +463,8 @@ class Store:
     def delete_event(self, tenant_id: str, event_id: str) -> bool:
         """Delete an integration event; ``False`` if there was none."""
         with self.session() as s:
-            row = s.get(IntegrationEventRow, event_id)
-            if row is None or row.tenant_id != tenant_id:
+            row = _owned(s, IntegrationEventRow, event_id, tenant_id)
+            if row is None:
                 return False
             s.delete(row)
             return True
@@ -530,12 +540,12 @@ class Store:
         *,
         delivery_id: str,
         tenant_id: str,
-        event: StoredEvent | None,
-        message_id: str | None,
-        entity: str | None,
-        event_type: str | None,
-        entity_id: str | None,
         message: str,
+        event: StoredEvent | None = None,
+        message_id: str | None = None,
+        entity: str | None = None,
+        event_type: str | None = None,
+        entity_id: str | None = None,
         status: str = DeliveryStatus.PENDING,
         status_message: str = "",
         error_class: str | None = None,
@@ -570,10 +580,8 @@ class Store:
     def get_delivery(self, delivery_id: str, tenant_id: str | None = None) -> Delivery | None:
         """A delivery by id (restricted to ``tenant_id`` when given)."""
         with self.session() as s:
-            row = s.get(DeliveryRow, delivery_id)
-            if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
-                return None
-            return _delivery(row)
+            row = _owned(s, DeliveryRow, delivery_id, tenant_id)
+            return _delivery(row) if row is not None else None
 
     def record_attempt(
         self,

@@ -84,11 +84,6 @@ def dead_letter(store: Store, raw: str, reason: str) -> str:
     store.create_delivery(
         delivery_id=dlq_id,
         tenant_id=tenant,
-        event=None,
-        message_id=None,
-        entity=None,
-        event_type=None,
-        entity_id=None,
         message=raw,
         status=DeliveryStatus.FAILED,
         status_message=f"malformed message: {reason}",

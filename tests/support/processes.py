@@ -69,21 +69,16 @@ class WorkerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         start_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
+            # Started through `herald worker`, exactly as the Procfile runs it.
             [
                 sys.executable,
                 "-m",
-                "celery",
-                "-A",
+                "api.cli",
                 "worker",
-                "worker",
-                "-Q",
-                self.settings.queue,
                 "-c",
                 str(self.concurrency),
                 "-n",
                 f"{self.name}-{self.settings.redis_prefix}@%h",
-                "--loglevel",
-                "INFO",
                 "--without-mingle",
                 "--without-gossip",
             ],
