@@ -101,7 +101,12 @@ def fan_out(store: Store, matchers: MatcherCache, raw: str, *, dedupe_window: fl
         return FanOut([], dead_letter=dead_letter(store, raw, describe_validation_error(exc)))
     if store.seen_recently(change.tenantId, change.id, dedupe_window):
         log.info("dropped duplicate message %s of tenant %s", change.id, change.tenantId)
-        return FanOut([], duplicate=True)
+        # Nothing new is created. Deliveries of the first sighting that were never attempted
+        # are dispatched again: if the worker died between remembering the message and
+        # dispatching them, this redelivery is their only way out (a second dispatch of one
+        # already queued is skipped by the delivery task).
+        pending = store.pending_deliveries(change.tenantId, change.id)
+        return FanOut(sorted(d.id for d in pending), duplicate=True)
 
     stored_message = change.model_dump_json()
     ent_id = entity_id(change.data)

@@ -299,10 +299,11 @@ def test_use_base_notifier(h: Harness, sink: RecordingSink) -> None:
 
 def test_duplicate_messages_are_dropped_and_counted(h: Harness, sink: RecordingSink) -> None:
     h.event(sink)
-    assert len(h.publish({"subject": "x"}, mid="dup")) == 1
-    h.deliverer.deliver(h.publish({"subject": "x"}, mid="other")[0], 0)
+    [first] = h.publish({"subject": "x"}, mid="dup")
+    assert h.deliverer.deliver(first, 0).outcome == "sent"
     assert h.publish({"subject": "x"}, mid="dup") == []
     assert h.store.duplicate_count(TENANT) == 1
+    assert sink.count == 1
 
 
 def test_malformed_messages_are_dead_lettered_with_the_reason(h: Harness) -> None:
@@ -317,3 +318,16 @@ def test_malformed_messages_are_dead_lettered_with_the_reason(h: Harness) -> Non
     assert garbage.dead_letter is not None
     g = h.store.get_delivery(garbage.dead_letter)
     assert g is not None and g.message == "not json at all" and "Invalid JSON" in g.status_message
+
+
+def test_a_redelivered_message_dispatches_deliveries_left_pending(
+    h: Harness, sink: RecordingSink
+) -> None:
+    """A worker that died after fan-out but before dispatch strands nothing."""
+    h.event(sink)
+    [dlv] = h.publish({"subject": "x"}, mid="crash")
+    # ...the worker dies here; the ingest task is redelivered:
+    assert h.publish({"subject": "x"}, mid="crash") == [dlv]
+    assert h.deliverer.deliver(dlv, 0).outcome == "sent"
+    # Once attempted, a further duplicate dispatches nothing.
+    assert h.publish({"subject": "x"}, mid="crash") == []
