@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
+import redis
 from fastapi import Body, FastAPI, Form, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import basic_credentials, require_tenant
 from api.errors import install_handlers
 from api.views import activity_view, event_view, installed_view
 from integrations.config import Settings
 from integrations.errors import HeraldError, InvalidInput
-from integrations.models import IntegrationEventIn, Notifier
+from integrations.models import EntityChange, IntegrationEventIn, Notifier
 from integrations.store import DeliveryStatus, Store
 from notifiers.safety import check_literal_url
 from notifiers.urls import resolve_url
 from rules.matcher import compile_criteria
 from rules.render import validate_template
+from worker.health import BreakerPolicy, EndpointHealth
+from worker.schedule import RetrySchedule
 
 TENANT = "/api/v2/tenants/{clientId}"
 
@@ -73,6 +78,10 @@ def _check_urls(spec_urls: dict[str, str | None], settings: Settings) -> None:
     """Refuse at save time a URL whose host is a literal address Herald will not reach."""
     for field, url in spec_urls.items():
         if url:
+            if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+                # Credentials in a URL end up in logs and activity rows; they belong in the
+                # notifier's auth fields, which are sealed.
+                raise InvalidInput(field, "must not contain credentials; use authType BASIC")
             reason = check_literal_url(url, settings.allowed_networks)
             if reason:
                 raise InvalidInput(field, reason)
@@ -112,6 +121,8 @@ def create_app(
     )
     app.state.store = store
     install_handlers(app)
+    redis_client = redis.Redis.from_url(settings.redis_url)
+    retries = RetrySchedule(redis_client, settings.redis_prefix)
 
     def tenant(request: Request, client_id: str) -> str:
         return require_tenant(request, store, client_id)
@@ -178,7 +189,14 @@ def create_app(
     ) -> dict[str, Any]:
         tenant(request, clientId)
         installed_or_404(clientId, installedIntgId)
-        _check_urls({"baseURI": body.baseURI, "accessTokenURL": body.accessTokenURL}, settings)
+        _check_urls(
+            {
+                "baseURI": body.baseURI,
+                "accessTokenURL": body.accessTokenURL,
+                "tokenURL": body.tokenURL,
+            },
+            settings,
+        )
         inst = store.set_base_notifier(clientId, installedIntgId, body)
         assert inst is not None
         return installed_view(inst)
@@ -236,6 +254,10 @@ def create_app(
             tenant(request, clientId)
             event_or_404(clientId, installedIntgId, eventId)
             reason = None if _active else "deactivated through the API"
+            if _active:
+                # A re-activated event starts with a clean record: old failures must not
+                # disable it again at its first hiccup.
+                clear_failure_streak(eventId)
             ev = store.set_event_active(eventId, _active, reason)
             assert ev is not None
             return event_view(ev)
@@ -295,18 +317,35 @@ def create_app(
             raise HTTPException(404, f"activity {delivery_id} not found")
         if d.event_id is None:
             # A dead letter: feed the message (as corrected by the caller, if given) back in.
-            dispatch.ingest(fixed if fixed is not None else d.message)
+            message = d.message if fixed is None else checked_fix(fixed, client_id)
+            dispatch.ingest(message)
             store.fail_delivery(
                 d.id,
-                f"replayed at {datetime.now().isoformat()}: {d.status_message}",
+                f"replayed at {datetime.now(UTC).isoformat(timespec='seconds')}: "
+                f"{d.status_message}",
                 d.error_class or "malformed_message",
             )
             return {"id": d.id, "replayed": True, "kind": "message"}
-        if d.status not in (DeliveryStatus.FAILED, DeliveryStatus.SUCCESS, DeliveryStatus.RETRYING):
-            raise HTTPException(409, f"activity {delivery_id} is {d.status}; nothing to replay")
+        # Any state may be replayed, PENDING included (a delivery stranded by an outage):
+        # the delivery task's lock and status checks make a second dispatch harmless. The
+        # schedule entry comes first, so the replay happens even if the dispatch is lost.
+        retries.add(d.id, time.time() + 60)
+        redis_client.delete(f"{settings.redis_prefix}:starts:{d.id}")
         store.reset_for_replay(d.id)
         dispatch.deliver(d.id)
         return {"id": d.id, "replayed": True, "kind": "delivery"}
+
+    def checked_fix(fixed: str, client_id: str) -> str:
+        """A corrected dead letter: it must now be valid, and be the caller's own."""
+        try:
+            change = EntityChange.model_validate_json(fixed)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("message", *e["loc"])} for e in exc.errors()]
+            ) from None
+        if change.tenantId != client_id:
+            raise InvalidInput("message.tenantId", f"must be {client_id}, the caller's tenant")
+        return fixed
 
     @app.post(TENANT + "/integrations/activity/{activityId}/replay")
     def replay(
@@ -347,5 +386,10 @@ def create_app(
         for delivery_id in ids:
             replay_one(delivery_id, clientId)
         return {"replayed": len(ids), "ids": ids}
+
+    def clear_failure_streak(event_id: str) -> None:
+        EndpointHealth(redis_client, settings.redis_prefix, BreakerPolicy()).event_succeeded(
+            event_id
+        )
 
     return app

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from integrations.errors import InvalidInput
+from integrations.errors import HeraldError, InvalidInput
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -41,7 +41,13 @@ def validation_errors(exc: ValidationError | RequestValidationError) -> list[dic
     errors = []
     for err in exc.errors():
         loc = list(err.get("loc", ()))
-        if loc and loc[0] == "body":
+        if err.get("type") == "json_invalid":
+            # loc holds a character offset here, not a field: the body as a whole is bad.
+            ctx = err.get("ctx") or {}
+            detail = ctx.get("error", "")
+            errors.append({"field": "body", "message": f"invalid JSON: {detail}".rstrip(": ")})
+            continue
+        if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
         # A model validator's error has no field: name the model's own field when it says.
         if err.get("type") == "extra_forbidden":
@@ -82,6 +88,12 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidInput)
     async def _invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
         return bad_request([{"field": exc.field, "message": exc.problem}])
+
+    @app.exception_handler(HeraldError)
+    async def _herald(_: Request, exc: HeraldError) -> JSONResponse:
+        # A failure of Herald itself (stored secrets that no longer decrypt...): say so in
+        # the uniform shape rather than as a bare 500.
+        return JSONResponse(error_body(500, message=exc.reason), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from integrations.models import MASK, is_credential_header
 from integrations.store import Delivery, InstalledIntegration, StoredEvent
 
 
@@ -69,7 +70,10 @@ def event_view(event: StoredEvent) -> dict[str, Any]:
         {
             "endPointURI": spec.endPointURI,
             "thirdPartyEventType": spec.thirdPartyEventType.value,
-            "headers": [{"key": h.key, "value": h.value} for h in spec.headers],
+            "headers": [
+                {"key": h.key, "value": MASK if is_credential_header(h.key) else h.value}
+                for h in spec.headers
+            ],
             "eventPayload": spec.template,
             "responseHeaders": [{"key": h.key, "value": h.value} for h in spec.responseHeaders],
             "active": event.active,

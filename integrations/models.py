@@ -34,6 +34,22 @@ from integrations.enums import (
 SECRET_FIELDS: tuple[str, ...] = ("password", "apiSecret", "signingSecret", "tokenPayload")
 
 
+#: Header names whose values are credentials whatever they contain.
+_CREDENTIAL_HEADER_WORDS = ("auth", "token", "secret", "password", "passwd", "api-key", "apikey")
+_CREDENTIAL_HEADERS = frozenset({"cookie", "set-cookie", "x-api-key", "api-key", "apikey"})
+
+#: What the API shows instead of a secret value.
+MASK = "***"
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header's value is a credential (``Authorization``, ``X-Api-Key``, ...)."""
+    lowered = name.lower()
+    if lowered.startswith("webhook-"):  # Standard Webhooks headers are signatures, not keys
+        return False
+    return lowered in _CREDENTIAL_HEADERS or any(w in lowered for w in _CREDENTIAL_HEADER_WORDS)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

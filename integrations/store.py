@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,17 +22,19 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrations.crypto import SecretBox
 from integrations.enums import Entity, EventType
 from integrations.models import (
+    MASK,
     SECRET_FIELDS,
     FilterCriteria,
     IntegrationEventIn,
     Notifier,
     Rule,
+    is_credential_header,
 )
 from integrations.tables import (
     ApiTokenRow,
@@ -157,6 +160,7 @@ class Delivery:
     res_payload: str | None
     http_status: int | None
     attempts: int
+    attempts_base: int
     warnings: list[str]
     captured: dict[str, str]
     message: str
@@ -184,6 +188,7 @@ def _delivery(row: DeliveryRow) -> Delivery:
         res_payload=row.res_payload,
         http_status=row.http_status,
         attempts=row.attempts,
+        attempts_base=row.attempts_base or 0,
         warnings=json.loads(row.warnings or "[]"),
         captured=json.loads(row.captured or "{}"),
         message=row.message,
@@ -253,7 +258,20 @@ class Store:
         self.engine = make_engine(database_url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._box = SecretBox(secret_key)
-        Base.metadata.create_all(self.engine)
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        # Every process (API, each worker child) creates missing tables on start; on a fresh
+        # PostgreSQL database two may race, and the loser sees the winner's tables as a
+        # conflict. Trying again finds them there.
+        for attempt in range(5):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except (IntegrityError, ProgrammingError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -367,8 +385,11 @@ class Store:
 
     def _event(self, row: IntegrationEventRow) -> StoredEvent:
         config = json.loads(row.config)
+        hidden = self._box.open(row.notifier_secrets)
+        for i, value in hidden.pop("headers", {}).items():
+            config["headers"][int(i)]["value"] = value
         if config.get("notifier") is not None:
-            config["notifier"].update(self._box.open(row.notifier_secrets))
+            config["notifier"].update(hidden)
         if row.criteria is not None:
             config["filterCriteria"] = FilterCriteria(
                 id=row.criteria.id,
@@ -404,6 +425,17 @@ class Store:
         hidden: dict[str, Any] = {}
         if spec.notifier is not None:
             config["notifier"], hidden = split_secrets(spec.notifier)
+        # Header values that are credentials (Authorization, X-Api-Key...) are sealed like
+        # notifier secrets; the stored config keeps a mask in their place.
+        sealed_headers = {
+            str(i): h["value"]
+            for i, h in enumerate(config["headers"])
+            if is_credential_header(h["key"])
+        }
+        for i in sealed_headers:
+            config["headers"][int(i)]["value"] = MASK
+        if sealed_headers:
+            hidden["headers"] = sealed_headers
         row = IntegrationEventRow(
             id=f"INTG-EVENT-{uuid.uuid4()}",
             tenant_id=tenant_id,
@@ -482,6 +514,25 @@ class Store:
             s.flush()
             return self._event(row)
 
+    def candidate_keys(
+        self, tenant_id: str, entity: Entity, event_type: EventType
+    ) -> list[tuple[str, datetime]]:
+        """``(id, updated_at)`` of the active events a change may match (served by an index).
+
+        The worker keeps compiled events by these keys, so matching a change costs one
+        indexed query, not a decryption and validation of every candidate.
+        """
+        with self.session() as s:
+            rows = s.execute(
+                select(IntegrationEventRow.id, IntegrationEventRow.updated_at).where(
+                    IntegrationEventRow.tenant_id == tenant_id,
+                    IntegrationEventRow.entity == entity.value,
+                    IntegrationEventRow.event_type == event_type.value,
+                    IntegrationEventRow.active.is_(True),
+                )
+            ).all()
+            return [(r[0], r[1]) for r in rows]
+
     def candidate_events(
         self, tenant_id: str, entity: Entity, event_type: EventType
     ) -> list[StoredEvent]:
@@ -541,7 +592,8 @@ class Store:
         delivery_id: str,
         tenant_id: str,
         message: str,
-        event: StoredEvent | None = None,
+        event_id: str | None = None,
+        installed_id: str | None = None,
         message_id: str | None = None,
         entity: str | None = None,
         event_type: str | None = None,
@@ -560,8 +612,8 @@ class Store:
                         DeliveryRow(
                             id=delivery_id,
                             tenant_id=tenant_id,
-                            event_id=event.id if event else None,
-                            installed_id=event.installed_id if event else None,
+                            event_id=event_id,
+                            installed_id=installed_id,
                             message_id=message_id,
                             entity=entity,
                             event_type=event_type,
@@ -662,6 +714,7 @@ class Store:
                 return None
             row.status = DeliveryStatus.PENDING
             row.status_message = "replay requested"
+            row.attempts_base = row.attempts
             row.next_attempt_at = None
             s.flush()
             return _delivery(row)
@@ -730,17 +783,24 @@ class Store:
         """Keep values captured from a response for later deliveries about the same entity."""
         if not values:
             return
-        with self.session() as s:
-            for key, value in values.items():
-                row = s.get(CapturedValueRow, (event_id, entity_id, key))
-                if row is None:
-                    s.add(
-                        CapturedValueRow(
-                            event_id=event_id, entity_id=entity_id, key=key, value=value
-                        )
-                    )
-                else:
-                    row.value = value
+        for key, value in values.items():
+            # Two deliveries about one entity may capture at once: insert, and on a conflict
+            # update instead (portable across SQLite and PostgreSQL, unlike ON CONFLICT).
+            for _ in range(3):
+                try:
+                    with self.session() as s:
+                        row = s.get(CapturedValueRow, (event_id, entity_id, key))
+                        if row is None:
+                            s.add(
+                                CapturedValueRow(
+                                    event_id=event_id, entity_id=entity_id, key=key, value=value
+                                )
+                            )
+                        else:
+                            row.value = value
+                    break
+                except IntegrityError:
+                    continue
 
     def captured_for(self, event_id: str, entity_id: str) -> dict[str, str]:
         """Values captured earlier for this (event, entity)."""

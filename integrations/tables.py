@@ -51,7 +51,7 @@ class Base(DeclarativeBase):
 
 class TenantRow(Base):
     __tablename__ = "tenants"
-    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     #: PBKDF2 hash of the client secret; the secret itself is shown once and never stored.
     secret_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -68,8 +68,8 @@ class ApiTokenRow(Base):
 class InstalledIntegrationRow(Base):
     __tablename__ = "installed_integrations"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(128), index=True)
-    intg_id: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[str] = mapped_column(String(256), index=True)
+    intg_id: Mapped[str] = mapped_column(String(256))
     display_name: Mapped[str] = mapped_column(String(255))
     #: The base notifier without its secrets (JSON), and its secrets sealed apart.
     base_notifier: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -81,7 +81,7 @@ class InstalledIntegrationRow(Base):
 class IntegrationEventRow(Base):
     __tablename__ = "integration_events"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[str] = mapped_column(String(256))
     installed_id: Mapped[str] = mapped_column(
         ForeignKey("installed_integrations.id", ondelete="CASCADE")
     )
@@ -134,7 +134,7 @@ class MessageRow(Base):
     """Entity-change message ids seen, to drop producer duplicates within the window."""
 
     __tablename__ = "messages"
-    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
@@ -148,13 +148,13 @@ class DeliveryRow(Base):
 
     __tablename__ = "deliveries"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(128))
+    tenant_id: Mapped[str] = mapped_column(String(256))
     event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     installed_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
     entity: Mapped[str | None] = mapped_column(String(32), nullable=True)
     event_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    entity_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    entity_id: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     status_message: Mapped[str] = mapped_column(Text, default="")
     error_class: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -163,6 +163,8 @@ class DeliveryRow(Base):
     res_payload: Mapped[str | None] = mapped_column(Text, nullable=True)
     http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``attempts`` when the delivery was last replayed: a replay starts a fresh retry budget.
+    attempts_base: Mapped[int] = mapped_column(Integer, default=0)
     warnings: Mapped[str] = mapped_column(Text, default="[]")
     captured: Mapped[str] = mapped_column(Text, default="{}")
     #: The entity-change message as received (raw text for a dead letter), for replay.
@@ -199,7 +201,7 @@ class CapturedValueRow(Base):
 
     __tablename__ = "captured_values"
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    entity_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    entity_id: Mapped[str] = mapped_column(Text, primary_key=True)
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -27,7 +27,7 @@ import redis
 from integrations.config import Settings
 from integrations.enums import HttpMethod, NotifierType
 from integrations.errors import HeraldError, NotifierMisconfigured, PermanentError
-from integrations.models import Header, Notifier
+from integrations.models import Header, Notifier, is_credential_header
 from notifiers import soap
 from notifiers.auth import AppliedAuth, Authenticator
 from notifiers.capture import capture
@@ -59,9 +59,6 @@ _HOP_BY_HOP = frozenset(
         "proxy-connection",
     }
 )
-#: Header names whose values are credentials whatever they contain.
-_SECRET_HEADER_WORDS = ("auth", "token", "secret", "password", "passwd", "api-key", "apikey")
-_SECRET_HEADERS = frozenset({"cookie", "set-cookie", "x-api-key", "api-key", "apikey"})
 
 
 @dataclass(frozen=True)
@@ -151,11 +148,7 @@ def redact_headers(headers: Iterable[tuple[str, str]], secrets: Iterable[str]) -
     shown: dict[str, str] = {}
     for name, value in headers:
         lowered = name.lower()
-        secret_name = lowered in _SECRET_HEADERS or (
-            any(word in lowered for word in _SECRET_HEADER_WORDS)
-            and not lowered.startswith("webhook-")
-        )
-        if secret_name or any(s in value for s in known):
+        if is_credential_header(name) or any(s in value for s in known):
             value = REDACTED
         shown[lowered] = value
     return shown

@@ -591,8 +591,12 @@ def render(
     data: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
     syntax: Syntax | None = None,
+    reraise: tuple[type[BaseException], ...] = (),
 ) -> Rendered:
     """Render ``template`` for one entity change.
+
+    Exceptions of the ``reraise`` types pass through untouched: the caller's own signals
+    (a task time limit) are not template errors.
 
     ``data`` is bound to the entity's token (``incident`` for ``Entity.INCIDENT``); ``extra``
     adds more variables (the entity token wins over a same-named extra). ``syntax`` defaults to
@@ -610,6 +614,8 @@ def render(
     except HeraldError:
         raise
     except Exception as exc:
+        if isinstance(exc, reraise):
+            raise
         # Templates are tenant code and may fail in any way Python can (SecurityError,
         # UndefinedError, TypeError, ZeroDivisionError...). Retrying cannot help.
         raise InvalidInput("payload", f"template failed to render: {_describe(exc)}") from exc

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 
 from integrations.config import Settings
 from integrations.errors import (
@@ -29,7 +30,7 @@ from integrations.errors import (
 from integrations.models import EntityChange, Notifier
 from integrations.store import Delivery, DeliveryStatus, Store, StoredEvent
 from notifiers.sender import DeliveryResponse, OutboundRequest, Sender
-from notifiers.urls import resolve_url
+from notifiers.urls import redact_url, resolve_url
 from rules.render import Rendered, detect_syntax, render
 from rules.url import render_url
 from worker.health import BreakerPolicy, EndpointHealth, endpoint_of, is_open, should_disable
@@ -43,6 +44,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+
+#: Hard time limit of one delivery task (seconds); the soft limit is 30 s shorter.
+DELIVER_TIME_LIMIT = 180
 
 #: Attempts that may start and never finish (the worker died) before a delivery is poison.
 MAX_UNFINISHED_STARTS = 5
@@ -95,9 +99,8 @@ class Deliverer:
                 settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
             ),
         )
-        # A delivery holds its lock for at most one attempt: connect + read (also for a token
-        # request), with room to spare.
-        self.lock_ttl = int(2 * (settings.connect_timeout + settings.read_timeout) + 30)
+        # A delivery holds its lock for one attempt, which the task's hard time limit bounds.
+        self.lock_ttl = DELIVER_TIME_LIMIT + 20
 
     # -- preparation -----------------------------------------------------------------------
 
@@ -131,8 +134,9 @@ class Deliverer:
                 data=change.data,
                 extra=extra,
                 syntax=syntax,
+                reraise=(SoftTimeLimitExceeded,),
             )
-        except HeraldError:
+        except (HeraldError, SoftTimeLimitExceeded):
             raise
         except Exception as exc:  # a template error is the tenant's to fix, never a retry
             raise PermanentError(
@@ -167,46 +171,62 @@ class Deliverer:
             return Result("skipped", f"already {delivery.status}")
         if expected_attempts is not None and delivery.attempts != expected_attempts:
             return Result("skipped", "duplicate dispatch")
+        # The safety net: until this attempt's outcome is in the store, the delivery stays in
+        # the retry schedule, due once the lock has surely expired. Whatever happens to this
+        # process meanwhile (an exception, a hard time limit, a kill, another worker holding
+        # the lock and dying), the delivery comes due again; every outcome below replaces or
+        # removes this entry only after the store has it.
+        self.schedule.add(delivery_id, time.time() + self.lock_ttl + 1)
         lock_key = f"{self.settings.redis_prefix}:lock:{delivery_id}"
         token = uuid.uuid4().hex
         if not self.redis.set(lock_key, token, nx=True, ex=self.lock_ttl):
-            # Another worker is on it, or one died holding the lock: look again once the
-            # lock has surely expired, so a crashed holder cannot strand the delivery.
-            self.schedule.add(delivery_id, time.time() + self.lock_ttl + 1)
             return Result("skipped", "locked by another worker")
-        # Count starts that never finished: a delivery that kills its worker (a template that
-        # exhausts memory, a hard time limit) is requeued by acks_late and would loop forever.
-        starts_key = f"{self.settings.redis_prefix}:starts:{delivery_id}"
         try:
-            starts = int(self.redis.incr(starts_key))
-            self.redis.expire(starts_key, 86400)
-            if starts > MAX_UNFINISHED_STARTS:
+            # Read again under the lock: the previous holder may have finished it meanwhile.
+            delivery = self.store.get_delivery(delivery_id)
+            if delivery is None or delivery.status in DeliveryStatus.TERMINAL:
                 self.schedule.remove(delivery_id)
-                self.store.fail_delivery(
-                    delivery_id,
-                    f"poison delivery: its worker died {starts - 1} times before the attempt "
-                    "finished; fix the event and replay it",
-                    "poison",
-                )
-                return Result("failed", "poison")
-            result = self._attempt(delivery)
-            self.redis.delete(starts_key)
-            return result
+                return Result("skipped", "finished by another worker")
+            return self._counted_attempt(delivery)
         finally:
             self._unlock(keys=[lock_key], args=[token])
+
+    def starts_key(self, delivery_id: str) -> str:
+        """Redis key counting attempts that started and never finished."""
+        return f"{self.settings.redis_prefix}:starts:{delivery_id}"
+
+    def _counted_attempt(self, delivery: Delivery) -> Result:
+        # Count starts that never finished: a delivery that kills its worker (a template that
+        # exhausts memory, a hard time limit) comes back through acks_late or the safety net,
+        # and would loop forever.
+        starts_key = self.starts_key(delivery.id)
+        starts = int(self.redis.incr(starts_key))
+        self.redis.expire(starts_key, 86400)
+        if starts > MAX_UNFINISHED_STARTS:
+            self.store.fail_delivery(
+                delivery.id,
+                f"poison delivery: its worker died {starts - 1} times before the attempt "
+                "finished; fix the event and replay it",
+                "poison",
+            )
+            self.schedule.remove(delivery.id)
+            return Result("failed", "poison")
+        result = self._attempt(delivery)
+        self.redis.delete(starts_key)
+        return result
 
     def _attempt(self, delivery: Delivery) -> Result:
         event = self.store.load_event(delivery.event_id) if delivery.event_id else None
         if event is None:
-            self.schedule.remove(delivery.id)
             self.store.fail_delivery(delivery.id, "integration event was deleted", "event_deleted")
+            self.schedule.remove(delivery.id)
             return Result("failed", "event deleted")
         if not event.active:
-            self.schedule.remove(delivery.id)
             reason = "integration event is inactive"
             if event.disabled_reason:
                 reason += f": {event.disabled_reason}"
             self.store.fail_delivery(delivery.id, reason, "event_inactive")
+            self.schedule.remove(delivery.id)
             return Result("failed", reason)
 
         started = datetime.now(UTC)
@@ -214,14 +234,20 @@ class Deliverer:
         prepared: Prepared | None = None
         try:
             prepared = self.prepare(delivery, event)
-            endpoint = endpoint_of(prepared.request.url)
+            endpoint = self._breaker_key(event, prepared)
             breaker = self.health.state(endpoint)
-            if is_open(breaker, time.time()):
+            if is_open(breaker, time.time()) and self._may_wait(delivery):
                 return self._defer(delivery, endpoint, breaker.failures, breaker.open_until)
             response = self.sender.send(prepared.request)
         except RetryableError as exc:
-            if prepared is not None and not isinstance(exc, TokenEndpointUnavailable):
-                self.health.record_failure(endpoint_of(prepared.request.url))
+            # A 429 is the endpoint rationing this client (Retry-After handles it), and a token
+            # endpoint failing says nothing of the endpoint itself: neither trips the breaker.
+            if (
+                prepared is not None
+                and exc.http_status != 429
+                and not isinstance(exc, TokenEndpointUnavailable)
+            ):
+                self.health.record_failure(self._breaker_key(event, prepared))
             disabled = self._auto_disable(event, exc)
             if disabled is not None:
                 return self._fail(delivery, prepared, exc, started, t0, reason=disabled)
@@ -238,6 +264,21 @@ class Deliverer:
             )
             return self._retry_or_fail(delivery, prepared, internal, started, t0)
         return self._succeed(delivery, event, prepared, response, started)
+
+    @staticmethod
+    def _breaker_key(event: StoredEvent, prepared: Prepared) -> str:
+        # Per tenant: one tenant's failures on a shared SaaS host must not pause the others'.
+        return f"{event.tenant_id}|{endpoint_of(prepared.request.url)}"
+
+    def _may_wait(self, delivery: Delivery) -> bool:
+        """Whether a delivery may still be deferred by an open breaker.
+
+        Deferrals spend no attempts, so without a bound a delivery behind a dead endpoint
+        would wait until auto-disable. Once it is older than its whole retry budget it is
+        attempted regardless, and its retries run out as the schedule says.
+        """
+        budget = sum(self.settings.retry_schedule) * 1.2
+        return (datetime.now(UTC) - delivery.created_at).total_seconds() < budget
 
     def _defer(self, delivery: Delivery, endpoint: str, failures: int, until: float) -> Result:
         """Wait for an open breaker without spending an attempt."""
@@ -259,7 +300,10 @@ class Deliverer:
         Returns the reason when it disabled the event.
         """
         now = time.time()
-        since = self.health.event_failed(event.id, now)
+        # Retries are at most the schedule's longest delay apart; a longer silence means the
+        # event was not failing in between.
+        gap = max(self.settings.retry_schedule) * 1.5 + 60
+        since = self.health.event_failed(event.id, now, gap=gap)
         if not should_disable(since, now, self.settings.disable_after):
             return None
         started = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
@@ -270,7 +314,8 @@ class Deliverer:
 
     def _common(self, prepared: Prepared | None) -> dict[str, Any]:
         return {
-            "request_url": prepared.request.url if prepared else None,
+            # Without user info or query: either may carry credentials.
+            "request_url": redact_url(prepared.request.url) if prepared else None,
             "req_payload": prepared.request.body if prepared else None,
             "warnings": list(prepared.rendered.warnings) if prepared else [],
         }
@@ -283,12 +328,7 @@ class Deliverer:
         response: DeliveryResponse,
         started: datetime,
     ) -> Result:
-        self.health.record_success(endpoint_of(prepared.request.url))
-        self.health.event_succeeded(event.id)
         captured = response.capture(event.spec.responseHeaders)
-        if captured and delivery.entity_id is not None:
-            self.store.save_captured(event.id, delivery.entity_id, captured)
-        self.schedule.remove(delivery.id)
         self.store.record_attempt(
             delivery.id,
             started_at=started,
@@ -302,6 +342,16 @@ class Deliverer:
             captured=captured,
             **self._common(prepared),
         )
+        self.schedule.remove(delivery.id)
+        # Bookkeeping after the outcome is safe in the store: a failure here must not turn a
+        # delivered notification into a resend.
+        try:
+            if captured and delivery.entity_id is not None:
+                self.store.save_captured(event.id, delivery.entity_id, captured)
+            self.health.record_success(self._breaker_key(event, prepared))
+            self.health.event_succeeded(event.id)
+        except Exception:
+            log.exception("delivery %s: bookkeeping after success failed", delivery.id)
         return Result("sent", str(response.http_status))
 
     def _fail(
@@ -313,7 +363,6 @@ class Deliverer:
         t0: float,
         reason: str | None = None,
     ) -> Result:
-        self.schedule.remove(delivery.id)
         self.store.record_attempt(
             delivery.id,
             started_at=started,
@@ -326,6 +375,7 @@ class Deliverer:
             res_payload=exc.response_excerpt,
             **self._common(prepared),
         )
+        self.schedule.remove(delivery.id)
         log.warning("delivery %s failed: %s", delivery.id, reason or exc.reason)
         return Result("failed", reason or exc.reason)
 
@@ -339,7 +389,8 @@ class Deliverer:
     ) -> Result:
         made = delivery.attempts + 1
         delay = compute_backoff(
-            made,
+            # A replay starts a fresh retry budget.
+            made - delivery.attempts_base,
             self.settings.retry_schedule,
             retry_after=exc.retry_after,
             max_retry_after=self.settings.max_retry_after,

@@ -104,12 +104,21 @@ class EndpointHealth:
     def _streak_key(self, event_id: str) -> str:
         return f"{self._prefix}:failing-since:{event_id}"
 
-    def event_failed(self, event_id: str, now: float | None = None) -> float:
-        """Note a failed attempt of ``event_id``; returns when its failure streak began."""
+    def event_failed(self, event_id: str, now: float | None = None, *, gap: float) -> float:
+        """Note a failed attempt of ``event_id``; returns when its failure streak began.
+
+        A streak is broken by a success, and also by ``gap`` seconds without any failure: an
+        event that failed once last week and once today has not been failing all along.
+        """
         now = time.time() if now is None else now
         key = self._streak_key(event_id)
-        self._redis.set(key, now, nx=True)
-        return float(self._redis.get(key) or now)
+        raw = self._redis.hgetall(key)
+        first, last = float(raw.get(b"first", now)), float(raw.get(b"last", now))
+        if now - last > gap:
+            first = now
+        self._redis.hset(key, mapping={"first": first, "last": now})
+        self._redis.expire(key, int(gap) + 86400)
+        return first
 
     def event_succeeded(self, event_id: str) -> None:
         """A success ends the event's failure streak."""

@@ -21,15 +21,24 @@ from worker.schedule import RetrySchedule
 log = logging.getLogger(__name__)
 
 
-def run_scheduler(schedule: RetrySchedule, stop: threading.Event, *, tick: float = 0.5) -> None:
-    """Move due retries to the delivery queue until ``stop`` is set."""
-    from worker.tasks import deliver
+def run_scheduler(
+    schedule: RetrySchedule,
+    ingest_retries: RetrySchedule,
+    stop: threading.Event,
+    *,
+    tick: float = 0.5,
+) -> None:
+    """Move due retries (deliveries, and messages whose processing failed) to the queue."""
+    from worker.tasks import deliver, ingest
 
     while not stop.is_set():
         try:
             for delivery_id, lease in schedule.claim_due():
                 deliver.apply_async(args=(delivery_id, None))
                 schedule.ack(delivery_id, lease)
+            for raw, lease in ingest_retries.claim_due():
+                ingest.apply_async(args=(raw,))
+                ingest_retries.ack(raw, lease)
         except redis.RedisError as exc:
             # Claimed entries stay in the set under their lease and come due again.
             log.warning("retry scheduler: Redis unavailable (%s); retrying", exc)
@@ -63,13 +72,17 @@ class HeraldLoops(bootsteps.StartStopStep):
             claim_idle=settings.ingest_claim_idle,
         )
         schedule = RetrySchedule(client, settings.redis_prefix)
+        ingest_retries = RetrySchedule(client, settings.redis_prefix, "ingest-retry")
         self._stop.clear()
         self._threads = [
             threading.Thread(
                 target=stream.run, args=(self._stop,), name="herald-ingest", daemon=True
             ),
             threading.Thread(
-                target=run_scheduler, args=(schedule, self._stop), name="herald-retry", daemon=True
+                target=run_scheduler,
+                args=(schedule, ingest_retries, self._stop),
+                name="herald-retry",
+                daemon=True,
             ),
         ]
         for t in self._threads:

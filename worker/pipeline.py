@@ -12,9 +12,11 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import ValidationError
 
+from integrations.errors import HeraldError
 from integrations.models import EntityChange
 from integrations.store import DeliveryStatus, Store, StoredEvent, delivery_id_for
 from rules.fields import MISSING, resolve
@@ -45,21 +47,27 @@ def entity_id(data: dict[str, object]) -> str | None:
 
 
 class MatcherCache:
-    """Compiled filter criteria per event, recompiled only when the event changes."""
+    """Events and their compiled filter criteria, reloaded only when an event changes."""
 
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[object, Matcher]] = {}
+    def __init__(self, max_size: int = 10_000) -> None:
+        self._cache: dict[str, tuple[datetime, StoredEvent, Matcher]] = {}
+        self._max = max_size
 
-    def get(self, event: StoredEvent) -> Matcher:
-        """The compiled matcher of ``event``."""
-        hit = self._cache.get(event.id)
-        if hit is not None and hit[0] == event.updated_at:
-            return hit[1]
+    def get(
+        self, store: Store, event_id: str, updated_at: datetime
+    ) -> tuple[StoredEvent, Matcher] | None:
+        """The event and its matcher (``None`` if it was deleted meanwhile)."""
+        hit = self._cache.get(event_id)
+        if hit is not None and hit[0] == updated_at:
+            return hit[1], hit[2]
+        event = store.load_event(event_id)
+        if event is None:
+            return None
         matcher = compile_criteria(event.spec.filterCriteria, event.spec.entity)
-        if len(self._cache) > 10_000:
+        if len(self._cache) >= self._max:
             self._cache.clear()
-        self._cache[event.id] = (event.updated_at, matcher)
-        return matcher
+        self._cache[event_id] = (updated_at, event, matcher)
+        return event, matcher
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ def dead_letter(store: Store, raw: str, reason: str) -> str:
     try:
         parsed = json.loads(raw)
         if isinstance(parsed, dict) and isinstance(parsed.get("tenantId"), str):
-            tenant = parsed["tenantId"]
+            tenant = parsed["tenantId"][:256]
     except ValueError:
         pass
     dlq_id = "DLQ-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
@@ -110,23 +118,42 @@ def fan_out(store: Store, matchers: MatcherCache, raw: str, *, dedupe_window: fl
 
     stored_message = change.model_dump_json()
     ent_id = entity_id(change.data)
-    for event in store.candidate_events(change.tenantId, change.entity, change.eventType):
+    for event_id, updated_at in store.candidate_keys(
+        change.tenantId, change.entity, change.eventType
+    ):
+        failure = None
         try:
-            matched = matchers.get(event).matches(change.data)
-        except Exception:  # a bad stored rule must not block the other events
-            log.exception("filter criteria of event %s failed", event.id)
-            continue
-        if not matched:
-            continue
+            found = matchers.get(store, event_id, updated_at)
+            if found is None:
+                continue
+            event, matcher = found
+            if not matcher.matches(change.data):
+                continue
+        except (HeraldError, ValidationError) as exc:
+            # A stored event that no longer loads or compiles (a key change, a rule the
+            # engine now rejects) must not block the others, and must not fail silently:
+            # the tenant sees a FAILED row naming the event and the reason.
+            log.exception("event %s could not be evaluated", event_id)
+            event, failure = None, f"integration event {event_id} could not be evaluated: {exc}"
         store.create_delivery(
-            delivery_id=delivery_id_for(change.tenantId, change.id, event.id),
+            delivery_id=delivery_id_for(change.tenantId, change.id, event_id),
             tenant_id=change.tenantId,
-            event=event,
+            event_id=event_id,
+            installed_id=event.installed_id if event else None,
             message_id=change.id,
             entity=change.entity.value,
             event_type=change.eventType.value,
             entity_id=ent_id,
             message=stored_message,
+            **(
+                {
+                    "status": DeliveryStatus.FAILED,
+                    "status_message": failure,
+                    "error_class": "event_error",
+                }
+                if failure
+                else {}
+            ),
         )
     store.remember_message(change.tenantId, change.id)
     # Every delivery of this message not attempted yet, including any an interrupted earlier

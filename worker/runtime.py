@@ -28,6 +28,7 @@ class Runtime:
     store: Store
     redis: redis.Redis
     schedule: RetrySchedule
+    ingest_retries: RetrySchedule
     sender: Sender
     deliverer: Deliverer
     matchers: MatcherCache
@@ -44,6 +45,7 @@ class Runtime:
             store=store,
             redis=client,
             schedule=schedule,
+            ingest_retries=RetrySchedule(client, settings.redis_prefix, "ingest-retry"),
             sender=sender,
             deliverer=Deliverer(settings, store, sender, client, schedule),
             matchers=MatcherCache(),

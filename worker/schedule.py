@@ -62,11 +62,15 @@ def compute_backoff(
 
 
 class RetrySchedule:
-    """Pending retries in a Redis sorted set: member = delivery id, score = due time (ms)."""
+    """Pending retries in a Redis sorted set: member = what to retry, score = due time (ms).
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    Members are delivery ids in the ``retry`` set, and raw messages whose processing failed
+    in the ``ingest-retry`` set.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, name: str = "retry") -> None:
         self._redis = client
-        self.key = f"{prefix}:retry"
+        self.key = f"{prefix}:{name}"
         self._claim = client.register_script(_CLAIM)
         self._ack = client.register_script(_ACK)
 

@@ -371,3 +371,88 @@ def test_activity_of_an_unknown_id_is_404_and_listing_paginates(
         "nextPage": False,
         "duplicatesDropped": 0,
     }
+
+
+def test_credential_headers_are_sealed_and_masked(
+    client: TestClient, auth: dict[str, str], installed: str, store: Store
+) -> None:
+    body = sample_request(0)
+    body["headers"].append({"key": "Authorization", "value": "Bearer sk_live_SECRET"})
+    r = client.post(EVENTS.format(installed), json=body, headers=auth)
+    assert r.status_code == 200, r.text
+    assert {"key": "Authorization", "value": "***"} in r.json()["headers"]
+    assert {"key": "accept", "value": "application/json"} in r.json()["headers"]
+    assert "SECRET" not in r.text
+    with store.engine.connect() as conn:
+        dump = "\n".join(
+            str(row) for row in conn.exec_driver_sql("SELECT * FROM integration_events")
+        )
+    assert "SECRET" not in dump
+    ev = store.get_event("client_9", r.json()["id"])
+    assert ev is not None
+    assert ("Authorization", "Bearer sk_live_SECRET") in [(h.key, h.value) for h in ev.spec.headers]
+
+
+def test_credentials_in_urls_are_refused(
+    client: TestClient, auth: dict[str, str], installed: str
+) -> None:
+    body = sample_request(0)
+    body["endPointURI"] = "https://user:pw@tickets.example.invalid/api"
+    r = client.post(EVENTS.format(installed), json=body, headers=auth)
+    assert r.status_code == 400
+    assert r.json()["errors"] == [
+        {"field": "endPointURI", "message": "must not contain credentials; use authType BASIC"}
+    ]
+
+
+def test_malformed_json_names_the_body(
+    client: TestClient, auth: dict[str, str], installed: str
+) -> None:
+    r = client.post(
+        EVENTS.format(installed),
+        content=b'{"name": "x",',
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "body"
+    assert r.json()["errors"][0]["message"].startswith("invalid JSON")
+    page = client.get("/api/v2/tenants/client_9/integrations/activity?pageSize=0", headers=auth)
+    assert page.status_code == 400 and page.json()["errors"][0]["field"] == "pageSize"
+
+
+def test_replay_of_a_stranded_pending_delivery_is_scheduled_before_dispatch(
+    client: TestClient, auth: dict[str, str], store: Store, settings: Any, redis_client: Any
+) -> None:
+    from worker.schedule import RetrySchedule
+
+    store.create_delivery(
+        delivery_id="DLV-stranded", tenant_id="client_9", message="{}", event_id="INTG-EVENT-x"
+    )
+    r = client.post(
+        "/api/v2/tenants/client_9/integrations/activity/DLV-stranded/replay", headers=auth
+    )
+    assert r.status_code == 200 and r.json()["kind"] == "delivery"
+    assert RetrySchedule(redis_client, settings.redis_prefix).due_at("DLV-stranded") is not None
+
+
+def test_a_fixed_dead_letter_must_be_valid_and_the_callers_own(
+    client: TestClient, auth: dict[str, str], store: Store
+) -> None:
+    store.create_delivery(
+        delivery_id="DLQ-1", tenant_id="client_9", message="garbage", status="FAILED"
+    )
+    url = "/api/v2/tenants/client_9/integrations/activity/DLQ-1/replay"
+    message = {
+        "id": "m1",
+        "tenantId": "victim",
+        "entity": "INCIDENT",
+        "eventType": "CREATE",
+        "occurredAt": "2026-11-28T10:00:00Z",
+        "data": {},
+    }
+    r = client.post(url, json={"message": message}, headers=auth)
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "message.tenantId"
+    r = client.post(url, json={"message": {**message, "entity": "NOPE"}}, headers=auth)
+    assert r.status_code == 400
+    assert {e["field"] for e in r.json()["errors"]} == {"message.entity"}

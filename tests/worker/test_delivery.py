@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 import redis
+from cryptography.fernet import Fernet
 
 from integrations.config import Settings
+from integrations.errors import PermanentError
 from integrations.models import IntegrationEventIn, Notifier
 from integrations.store import Store, StoredEvent, delivery_id_for
 from notifiers.sender import Sender
@@ -331,3 +333,49 @@ def test_a_redelivered_message_dispatches_deliveries_left_pending(
     assert h.deliverer.deliver(dlv, 0).outcome == "sent"
     # Once attempted, a further duplicate dispatches nothing.
     assert h.publish({"subject": "x"}, mid="crash") == []
+
+
+def test_an_internal_failure_leaves_the_delivery_scheduled(
+    settings: Settings, redis_client: redis.Redis, sink: RecordingSink
+) -> None:
+    """The safety net: a failure outside the attempt's own handling strands nothing."""
+    h = Harness(settings, redis_client)
+    try:
+        basic = {
+            "type": "REST_API",
+            "baseURI": sink.url,
+            "authType": "BASIC",
+            "userName": "u",
+            "password": "p",
+        }
+        h.event(sink, notifier=basic)
+        [dlv] = h.publish({"subject": "x"})
+    finally:
+        h.close()
+    # A worker whose key differs cannot open the event's secrets: the attempt blows up.
+    wrong = Harness(
+        dataclasses.replace(settings, secret_key=Fernet.generate_key().decode()), redis_client
+    )
+    try:
+        with pytest.raises(PermanentError, match="HERALD_SECRET_KEY differs"):
+            wrong.deliverer.deliver(dlv, 0)
+        assert wrong.schedule.due_at(dlv) is not None
+        d = wrong.store.get_delivery(dlv)
+        assert d is not None and d.status == "PENDING"
+    finally:
+        wrong.close()
+
+
+def test_a_replay_after_exhausted_retries_gets_a_fresh_budget(
+    h: Harness, sink: RecordingSink
+) -> None:
+    sink.respond_with(Reply(status=503))
+    h.event(sink)
+    [dlv] = h.publish({"subject": "x"})
+    while h.deliverer.deliver(dlv).outcome == "retrying":
+        pass
+    spent = len(h.settings.retry_schedule) + 1
+    h.store.reset_for_replay(dlv)
+    assert h.deliverer.deliver(dlv).outcome == "retrying"
+    d = h.store.get_delivery(dlv)
+    assert d is not None and d.attempts == spent + 1 and d.status == "RETRYING"

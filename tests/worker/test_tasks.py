@@ -1,0 +1,67 @@
+"""The task bodies' last line of defence, run in this process against real Redis.
+
+(The Celery wiring is covered by the real-worker tests; here the functions run directly so
+the failure can be made real: a database that refuses connections.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+import worker.runtime as runtime
+from integrations.config import Settings
+from worker.runtime import Runtime
+from worker.schedule import RetrySchedule
+from worker.tasks import deliver, ingest
+
+MESSAGE = json.dumps(
+    {
+        "id": "m1",
+        "tenantId": "t",
+        "entity": "INCIDENT",
+        "eventType": "CREATE",
+        "occurredAt": "2026-11-28T10:00:00Z",
+        "data": {},
+    }
+)
+
+
+@pytest.fixture
+def broken_db_runtime(settings: Settings, tmp_path: Path) -> Iterator[Runtime]:
+    """This process's runtime, whose SQLite database has become unopenable."""
+    db = tmp_path / "broken.db"
+    rt = Runtime.build(dataclasses.replace(settings, database_url=f"sqlite:///{db}"))
+    rt.store.engine.dispose()
+    for leftover in tmp_path.glob("broken.db*"):
+        leftover.unlink()
+    db.mkdir()  # a directory where the database file was: every connection now fails
+    saved = runtime._current
+    runtime._current = (os.getpid(), rt)
+    try:
+        yield rt
+    finally:
+        runtime._current = saved
+        rt.close()
+
+
+def test_a_message_whose_processing_fails_waits_in_the_ingest_retry_schedule(
+    broken_db_runtime: Runtime, settings: Settings, redis_client: redis.Redis
+) -> None:
+    assert ingest.run(MESSAGE) == -1
+    retries = RetrySchedule(redis_client, settings.redis_prefix, "ingest-retry")
+    due = retries.due_at(MESSAGE)
+    assert due is not None
+
+
+def test_a_delivery_whose_attempt_fails_internally_waits_in_the_retry_schedule(
+    broken_db_runtime: Runtime, settings: Settings, redis_client: redis.Redis
+) -> None:
+    assert deliver.run("DLV-somewhere", 0) == "error"
+    assert RetrySchedule(redis_client, settings.redis_prefix).due_at("DLV-somewhere") is not None
