@@ -563,8 +563,19 @@ class Store:
             row.duplicates += 1
             return True
 
-    def remember_message(self, tenant_id: str, message_id: str) -> None:
-        """Record that a message was fully processed (its deliveries exist)."""
+    def remember_message(self, tenant_id: str, message_id: str, window: float = 86400.0) -> None:
+        """Record that a message was fully processed (its deliveries exist).
+
+        Now and then (one call in 500) ids older than twice the window are forgotten, so the
+        table holds about a window's worth of ids instead of growing forever.
+        """
+        if secrets.randbelow(500) == 0:
+            with self.session() as s:
+                s.execute(
+                    delete(MessageRow).where(
+                        MessageRow.received_at < utcnow() - timedelta(seconds=2 * window)
+                    )
+                )
         with self.session() as s:
             row = s.get(MessageRow, (tenant_id, message_id))
             if row is not None:

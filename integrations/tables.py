@@ -136,7 +136,7 @@ class MessageRow(Base):
     __tablename__ = "messages"
     tenant_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(256), primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
 
 

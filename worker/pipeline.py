@@ -155,7 +155,7 @@ def fan_out(store: Store, matchers: MatcherCache, raw: str, *, dedupe_window: fl
                 else {}
             ),
         )
-    store.remember_message(change.tenantId, change.id)
+    store.remember_message(change.tenantId, change.id, dedupe_window)
     # Every delivery of this message not attempted yet, including any an interrupted earlier
     # run created: their tasks are idempotent, so dispatching one twice sends it once.
     return FanOut(sorted(d.id for d in store.pending_deliveries(change.tenantId, change.id)))
