@@ -329,7 +329,7 @@ def create_app(
         # Any state may be replayed, PENDING included (a delivery stranded by an outage):
         # the delivery task's lock and status checks make a second dispatch harmless. The
         # schedule entry comes first, so the replay happens even if the dispatch is lost.
-        retries.add(d.id, time.time() + 60)
+        retries.add(d.id, time.time() + settings.dispatch_lease)
         redis_client.delete(f"{settings.redis_prefix}:starts:{d.id}")
         store.reset_for_replay(d.id)
         dispatch.deliver(d.id)

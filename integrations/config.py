@@ -60,9 +60,16 @@ class Settings:
     read_timeout: float = 30.0
     #: How long a message id is remembered to drop producer duplicates.
     dedupe_window: float = 86400.0
-    #: Seconds a stream entry may sit unacknowledged with a dead consumer before another
-    #: worker reclaims it.
-    ingest_claim_idle: float = 60.0
+    #: Seconds a stream entry may stay unprocessed before it is dispatched again (its worker
+    #: died, or the broker lost the task). Processing is idempotent, so a long queue only
+    #: costs a repeated, skipped task.
+    ingest_claim_idle: float = 300.0
+    #: Hard time limit of one delivery attempt (s); the soft limit is 30 s (or a fifth)
+    #: shorter, and a delivery's lock lasts 20 s longer.
+    deliver_time_limit: float = 180.0
+    #: Seconds after a dispatch at which a delivery not yet picked up is dispatched again
+    #: (a broker can lose a message taken by a node killed at that instant).
+    dispatch_lease: float = 600.0
     api_token_ttl: int = 3600
     #: Seconds a reserved Celery message may stay unacknowledged before Redis hands it to
     #: another worker (see ``worker/app.py``). Must exceed the longest task.
@@ -113,6 +120,8 @@ class Settings:
             ("HERALD_BREAKER_MAX_COOLDOWN", "breaker_max_cooldown"),
             ("HERALD_DISABLE_AFTER", "disable_after"),
             ("HERALD_VISIBILITY_TIMEOUT", "visibility_timeout"),
+            ("HERALD_DELIVER_TIME_LIMIT", "deliver_time_limit"),
+            ("HERALD_DISPATCH_LEASE", "dispatch_lease"),
         ):
             if v := e.get(name):
                 kw[attr] = _floats(name, v)[0]

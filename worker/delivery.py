@@ -45,9 +45,6 @@ return 0
 """
 
 
-#: Hard time limit of one delivery task (seconds); the soft limit is 30 s shorter.
-DELIVER_TIME_LIMIT = 180
-
 #: Attempts that may start and never finish (the worker died) before a delivery is poison.
 MAX_UNFINISHED_STARTS = 5
 
@@ -66,6 +63,12 @@ class Prepared:
 
     request: OutboundRequest
     rendered: Rendered
+
+
+def _not_due(delivery: Delivery) -> bool:
+    """Whether the delivery waits for a later retry (with a second of slack for clocks)."""
+    due = delivery.next_attempt_at
+    return due is not None and (due - datetime.now(UTC)).total_seconds() > 1.0
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -100,7 +103,7 @@ class Deliverer:
             ),
         )
         # A delivery holds its lock for one attempt, which the task's hard time limit bounds.
-        self.lock_ttl = DELIVER_TIME_LIMIT + 20
+        self.lock_ttl = int(settings.deliver_time_limit) + 20
 
     # -- preparation -----------------------------------------------------------------------
 
@@ -171,6 +174,10 @@ class Deliverer:
             return Result("skipped", f"already {delivery.status}")
         if expected_attempts is not None and delivery.attempts != expected_attempts:
             return Result("skipped", "duplicate dispatch")
+        if expected_attempts is None and _not_due(delivery):
+            # A redispatch of work that was rescheduled meanwhile (a dispatch lease ran out
+            # while the task waited in a long queue): the schedule holds the real due time.
+            return Result("skipped", "not due yet")
         # The safety net: until this attempt's outcome is in the store, the delivery stays in
         # the retry schedule, due once the lock has surely expired. Whatever happens to this
         # process meanwhile (an exception, a hard time limit, a kill, another worker holding

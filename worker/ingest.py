@@ -5,10 +5,10 @@ Producers in any language enqueue a change with one command::
     XADD herald:changes * message '{"id": "...", "tenantId": "...", ...}'
 
 Workers read the stream through the consumer group ``herald``. An entry is acknowledged (and
-deleted) only after it was handed to Celery, so a worker that dies between reading and
-dispatching leaves it pending; :meth:`StreamIngest.poll_once` reclaims entries that stayed
-pending longer than ``claim_idle`` seconds with ``XAUTOCLAIM``. Consumption is at-least-once;
-duplicates are dropped downstream by message id.
+deleted) only by the ``herald.ingest`` task once the message is processed, so an entry whose
+worker died, or whose task message the broker lost, stays pending; :meth:`StreamIngest.reclaim`
+dispatches entries that stayed pending longer than ``claim_idle`` seconds again
+(``XAUTOCLAIM``). Consumption is at-least-once; processing is idempotent.
 
 Parsing and validation happen in the ``herald.ingest`` task, not here, so this loop never needs
 the database and a malformed entry is dead-lettered where the activity API shows it.
@@ -51,6 +51,17 @@ def entry_text(fields: dict[bytes, bytes]) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+def ack_entry(client: redis.Redis, stream: str, entry_id: str) -> None:
+    """Acknowledge and delete a processed stream entry.
+
+    Deleting keeps the stream from growing without bound: an acknowledged entry is done.
+    """
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(stream, GROUP, entry_id)
+    pipe.xdel(stream, entry_id)
+    pipe.execute()
+
+
 def consumer_name() -> str:
     """A consumer name unique to this process (a restarted worker is a new consumer)."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -63,7 +74,7 @@ class StreamIngest:
         self,
         client: redis.Redis,
         stream: str,
-        dispatch: Callable[[str], None],
+        dispatch: Callable[[str, str], None],
         *,
         consumer: str | None = None,
         claim_idle: float = 60.0,
@@ -96,13 +107,9 @@ class StreamIngest:
             if fields is None:  # XAUTOCLAIM reports entries deleted meanwhile as nil
                 self._redis.xack(self.stream, GROUP, entry_id)
                 continue
-            self._dispatch(entry_text(fields))
-            # Ack and delete together: an acked entry is done, and deleting it keeps the
-            # stream from growing without bound.
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.xack(self.stream, GROUP, entry_id)
-            pipe.xdel(self.stream, entry_id)
-            pipe.execute()
+            # Not acknowledged here: the task does that once the message is processed, so
+            # an entry whose task is lost stays pending and is reclaimed.
+            self._dispatch(entry_text(fields), entry_id.decode())
             done += 1
         return done
 

@@ -26,6 +26,7 @@ def run_scheduler(
     ingest_retries: RetrySchedule,
     stop: threading.Event,
     *,
+    lease: float,
     tick: float = 0.5,
 ) -> None:
     """Move due retries (deliveries, and messages whose processing failed) to the queue."""
@@ -33,12 +34,12 @@ def run_scheduler(
 
     while not stop.is_set():
         try:
-            for delivery_id, lease in schedule.claim_due():
+            # Claimed entries stay in their set under the lease: the task replaces or removes
+            # its entry once done, so a task the broker loses is dispatched again.
+            for delivery_id, _ in schedule.claim_due(lease=lease):
                 deliver.apply_async(args=(delivery_id, None))
-                schedule.ack(delivery_id, lease)
-            for raw, lease in ingest_retries.claim_due():
-                ingest.apply_async(args=(raw,))
-                ingest_retries.ack(raw, lease)
+            for raw, _ in ingest_retries.claim_due(lease=lease):
+                ingest.apply_async(args=(raw, None, True))
         except redis.RedisError as exc:
             # Claimed entries stay in the set under their lease and come due again.
             log.warning("retry scheduler: Redis unavailable (%s); retrying", exc)
@@ -60,8 +61,8 @@ class HeraldLoops(bootsteps.StartStopStep):
     def start(self, parent: Any) -> None:
         from worker.tasks import ingest
 
-        def dispatch(raw: str) -> None:
-            ingest.apply_async(args=(raw,))
+        def dispatch(raw: str, entry_id: str) -> None:
+            ingest.apply_async(args=(raw, entry_id))
 
         settings = get_settings()
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
@@ -81,6 +82,7 @@ class HeraldLoops(bootsteps.StartStopStep):
             threading.Thread(
                 target=run_scheduler,
                 args=(schedule, ingest_retries, self._stop),
+                kwargs={"lease": settings.dispatch_lease},
                 name="herald-retry",
                 daemon=True,
             ),

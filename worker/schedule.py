@@ -2,9 +2,10 @@
 
 Retries never wait in Celery ETA/countdown messages: those live in one worker's memory and,
 past the visibility timeout, are redelivered over and over. Pending retries are kept in a Redis
-sorted set scored by due time; :meth:`RetrySchedule.claim_due` hands due ones out with a lease,
-so a scheduler that crashes between claiming and dispatching loses nothing (the lease expires
-and the entry is due again) and several schedulers can run at once.
+sorted set scored by due time; :meth:`RetrySchedule.claim_due` hands due ones out under a
+lease: the entry stays, due again when the lease ends, until the work itself replaces or
+removes it. So a scheduler that crashes after claiming, or a task message the broker loses,
+loses nothing, and several schedulers can run at once.
 """
 
 from __future__ import annotations
@@ -23,16 +24,6 @@ for _, member in ipairs(due) do
   redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
 end
 return due
-"""
-
-# Remove a member only if its score is still the lease we set: if it was rescheduled meanwhile
-# (a new failure), the newer entry stays.
-_ACK = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[2]) then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
-end
-return 0
 """
 
 
@@ -72,7 +63,6 @@ class RetrySchedule:
         self._redis = client
         self.key = f"{prefix}:{name}"
         self._claim = client.register_script(_CLAIM)
-        self._ack = client.register_script(_ACK)
 
     def add(self, delivery_id: str, due: float) -> None:
         """Schedule ``delivery_id`` at unix time ``due`` (replacing an earlier entry)."""
@@ -85,15 +75,11 @@ class RetrySchedule:
     def claim_due(
         self, now: float | None = None, *, lease: float = 60.0, limit: int = 100
     ) -> list[tuple[str, int]]:
-        """Claim due entries; each stays in the set under a lease until :meth:`ack`."""
+        """Claim due entries; each stays in the set, due again when its lease ends."""
         now = time.time() if now is None else now
         lease_ms = int((now + lease) * 1000)
         members = self._claim(keys=[self.key], args=[int(now * 1000), limit, lease_ms])
         return [(m.decode() if isinstance(m, bytes) else str(m), lease_ms) for m in members]
-
-    def ack(self, delivery_id: str, lease_ms: int) -> bool:
-        """Forget a claimed entry once it was dispatched (unless it was rescheduled since)."""
-        return bool(self._ack(keys=[self.key], args=[delivery_id, lease_ms]))
 
     def due_at(self, delivery_id: str) -> float | None:
         """When ``delivery_id`` is due (unix seconds), or ``None`` if not scheduled."""

@@ -14,10 +14,11 @@ import time
 
 from celery.exceptions import Reject
 
+from integrations.config import get_settings
 from worker.app import app
-from worker.delivery import DELIVER_TIME_LIMIT
+from worker.ingest import ack_entry
 from worker.pipeline import dead_letter, fan_out
-from worker.runtime import get_runtime
+from worker.runtime import Runtime, get_runtime
 from worker.schedule import compute_backoff
 
 log = logging.getLogger(__name__)
@@ -53,30 +54,56 @@ def retry_ingest_later(raw: str, exc: Exception) -> None:
     rt.ingest_retries.add(raw, time.time() + delay)
 
 
+def dispatch_delivery(rt: Runtime, delivery_id: str, expected_attempts: int | None) -> None:
+    """Queue a delivery task, with a lease in the retry schedule that outlives the message.
+
+    A broker can lose a task message (kombu's Redis transport pops it before recording it
+    as unacknowledged, so a node killed in between takes it along). The schedule entry
+    dispatches the delivery again if no task picked it up within the lease; the task replaces
+    or removes the entry once the outcome is stored.
+    """
+    rt.schedule.add(delivery_id, time.time() + rt.settings.dispatch_lease)
+    deliver.apply_async(args=(delivery_id, expected_attempts))
+
+
 @app.task(name="herald.ingest")
-def ingest(raw: str) -> int:
-    """Validate one entity-change message and dispatch a delivery per matching event."""
+def ingest(raw: str, entry_id: str | None = None, from_retry: bool = False) -> int:
+    """Validate one entity-change message and dispatch a delivery per matching event.
+
+    The stream entry ``entry_id`` (or the ingest-retry entry, ``from_retry``) is
+    acknowledged only here, once every delivery is created and dispatched: until then it is
+    dispatched again if this task is lost.
+    """
     rt = get_runtime()
     try:
         result = fan_out(rt.store, rt.matchers, raw, dedupe_window=rt.settings.dedupe_window)
         for delivery_id in result.deliveries:
-            deliver.apply_async(args=(delivery_id, 0))
+            dispatch_delivery(rt, delivery_id, 0)
+        if entry_id is not None:
+            ack_entry(rt.redis, rt.settings.stream_key, entry_id)
+        if from_retry:
+            rt.ingest_retries.remove(raw)
     except Exception as exc:
         log.exception("processing a message failed; it will be retried")
         try:
             retry_ingest_later(raw, exc)
+            if entry_id is not None:
+                ack_entry(rt.redis, rt.settings.stream_key, entry_id)
         except Exception:
             raise Reject(f"cannot keep the message for a retry: {exc}", requeue=True) from exc
         return -1
     return len(result.deliveries)
 
 
+_LIMIT = int(get_settings().deliver_time_limit)
+
+
 # The soft limit bounds one attempt (token request + connect + read, and rendering, which the
 # sandbox cannot bound itself); the deliverer records a hit as a retryable internal error.
 @app.task(
     name="herald.deliver",
-    soft_time_limit=DELIVER_TIME_LIMIT - 30,
-    time_limit=DELIVER_TIME_LIMIT,
+    soft_time_limit=_LIMIT - min(30, _LIMIT // 5),
+    time_limit=_LIMIT,
 )
 def deliver(delivery_id: str, expected_attempts: int | None = None) -> str:
     """Make one attempt at a delivery; retries go through the durable schedule."""

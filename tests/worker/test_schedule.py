@@ -60,42 +60,35 @@ def test_backoff_stays_within_the_jitter_band_and_the_clamp(
     assert lower - 1e-6 <= got <= upper + 1e-6
 
 
-def test_claim_due_leases_and_ack_removes(redis_client: redis.Redis, redis_prefix: str) -> None:
+def test_claim_due_leases_entries_until_the_work_removes_them(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
     sched = RetrySchedule(redis_client, redis_prefix)
     sched.add("DLV-a", 100.0)
     sched.add("DLV-b", 200.0)
     sched.add("DLV-c", 10_000.0)
     claimed = sched.claim_due(now=300.0, lease=60.0)
     assert sorted(m for m, _ in claimed) == ["DLV-a", "DLV-b"]
-    # Claimed entries stay in the set under the lease: not due again before it ends.
+    # Claimed entries stay in the set under the lease: not due again before it ends...
     assert sched.claim_due(now=301.0) == []
     assert len(sched) == 3
-    for member, lease in claimed:
-        assert sched.ack(member, lease)
-    assert len(sched) == 1
+    # ...and due again after it, unless the work removed or rescheduled them.
+    sched.remove("DLV-a")
+    sched.add("DLV-b", 5_000.0)
+    assert sched.claim_due(now=361.0) == []
+    assert [m for m, _ in sched.claim_due(now=5_000.0)] == ["DLV-b"]
     assert sched.due_at("DLV-c") == pytest.approx(10_000.0)
 
 
-def test_an_unacked_claim_comes_due_again_after_its_lease(
+def test_a_lost_dispatch_comes_due_again_after_its_lease(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
-    """A scheduler that dies between claim and dispatch loses nothing."""
+    """A scheduler that dies after claiming, or a task the broker loses, loses nothing."""
     sched = RetrySchedule(redis_client, redis_prefix)
     sched.add("DLV-a", 100.0)
     assert [m for m, _ in sched.claim_due(now=100.0, lease=30.0)] == ["DLV-a"]
     assert sched.claim_due(now=129.0, lease=30.0) == []
     assert [m for m, _ in sched.claim_due(now=131.0, lease=30.0)] == ["DLV-a"]
-
-
-def test_ack_keeps_an_entry_rescheduled_after_the_claim(
-    redis_client: redis.Redis, redis_prefix: str
-) -> None:
-    sched = RetrySchedule(redis_client, redis_prefix)
-    sched.add("DLV-a", 100.0)
-    [(member, lease)] = sched.claim_due(now=100.0)
-    sched.add("DLV-a", 500.0)  # the delivery failed again meanwhile
-    assert not sched.ack(member, lease)
-    assert sched.due_at("DLV-a") == pytest.approx(500.0)
 
 
 def test_concurrent_schedulers_never_claim_the_same_entry(
