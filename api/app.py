@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 import redis
 from fastapi import Body, FastAPI, Form, HTTPException, Query, Request
@@ -15,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.auth import basic_credentials, require_tenant
+from api.dispatch import CeleryDispatcher, Dispatcher, replay_delivery
 from api.errors import install_handlers
 from api.views import activity_view, event_view, installed_view
 from integrations.config import Settings
@@ -26,35 +26,8 @@ from notifiers.urls import resolve_url
 from rules.matcher import compile_criteria
 from rules.render import validate_template
 from worker.health import BreakerPolicy, EndpointHealth
-from worker.schedule import RetrySchedule
 
 TENANT = "/api/v2/tenants/{clientId}"
-
-
-class Dispatcher(Protocol):
-    """Hands work to the workers (Celery in production)."""
-
-    def deliver(self, delivery_id: str) -> None:
-        """Queue one attempt at a delivery."""
-
-    def ingest(self, raw: str) -> None:
-        """Queue one raw entity-change message for processing."""
-
-
-class CeleryDispatcher:
-    """Queues work as Celery tasks, by name, on the queue the workers consume."""
-
-    def __init__(self, settings: Settings) -> None:
-        from worker.app import make_celery
-
-        self._celery = make_celery(settings, include_tasks=False)
-        self._queue = settings.queue
-
-    def deliver(self, delivery_id: str) -> None:
-        self._celery.send_task("herald.deliver", args=[delivery_id, None], queue=self._queue)
-
-    def ingest(self, raw: str) -> None:
-        self._celery.send_task("herald.ingest", args=[raw], queue=self._queue)
 
 
 class InstallIn(BaseModel):
@@ -122,7 +95,6 @@ def create_app(
     app.state.store = store
     install_handlers(app)
     redis_client = redis.Redis.from_url(settings.redis_url)
-    retries = RetrySchedule(redis_client, settings.redis_prefix)
 
     def tenant(request: Request, client_id: str) -> str:
         return require_tenant(request, store, client_id)
@@ -326,13 +298,10 @@ def create_app(
                 d.error_class or "malformed_message",
             )
             return {"id": d.id, "replayed": True, "kind": "message"}
-        # Any state may be replayed, PENDING included (a delivery stranded by an outage):
-        # the delivery task's lock and status checks make a second dispatch harmless. The
-        # schedule entry comes first, so the replay happens even if the dispatch is lost.
-        retries.add(d.id, time.time() + settings.dispatch_lease)
-        redis_client.delete(f"{settings.redis_prefix}:starts:{d.id}")
-        store.reset_for_replay(d.id)
-        dispatch.deliver(d.id)
+        # Any state may be replayed, PENDING included (a delivery stranded by an outage).
+        replay_delivery(
+            d.id, settings=settings, store=store, client=redis_client, dispatcher=dispatch
+        )
         return {"id": d.id, "replayed": True, "kind": "delivery"}
 
     def checked_fix(fixed: str, client_id: str) -> str:

@@ -1,0 +1,1 @@
+"""Fault-injection tests: real workers, Redis and sinks, with crashes and outages injected."""
