@@ -17,6 +17,7 @@ import redis
 from cryptography.fernet import Fernet
 
 from integrations.config import Settings
+from integrations.store import Store
 
 TEST_REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -50,6 +51,14 @@ def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    """The store of this test's settings (a private SQLite file)."""
+    s = Store(settings.database_url, settings.secret_key)
+    yield s
+    s.close()
 
 
 @pytest.fixture

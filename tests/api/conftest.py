@@ -14,13 +14,6 @@ from integrations.store import Store
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    s = Store(settings.database_url, settings.secret_key)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def client(settings: Settings, store: Store, redis_client: Any) -> Iterator[TestClient]:
     with TestClient(create_app(settings, store)) as c:
         yield c

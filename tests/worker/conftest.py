@@ -24,13 +24,6 @@ from worker.redis_server import free_port
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    s = Store(settings.database_url, settings.secret_key)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def api(settings: Settings, store: Store, redis_client: Any) -> Iterator[ApiServer]:
     with ApiServer(create_app(settings, store), free_port()) as server:
         yield server
