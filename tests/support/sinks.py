@@ -154,6 +154,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so client connection pooling is exercised
+    # Headers and body go out in two writes; with Nagle's algorithm on, the body then waits
+    # for the client's delayed ACK (~40 ms), which would dominate every timing taken here.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
