@@ -8,7 +8,6 @@ Every error body has the same shape::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,17 +17,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from integrations.errors import HeraldError, InvalidInput
-
-
-def field_path(loc: Sequence[int | str]) -> str:
-    """``("filterCriteria", "rules", 0, "operator")`` -> ``filterCriteria.rules[0].operator``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+from integrations.models import field_path
 
 
 def _clean(msg: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -120,6 +121,17 @@ class Notifier(_Strict):
         if self.userName is not None:
             shown["userName"] = self.userName
         return shown
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """``("filterCriteria", "rules", 0, "operator")`` -> ``filterCriteria.rules[0].operator``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
 
 
 def decode_payload(raw: str) -> str:

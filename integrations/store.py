@@ -533,21 +533,6 @@ class Store:
             ).all()
             return [(r[0], r[1]) for r in rows]
 
-    def candidate_events(
-        self, tenant_id: str, entity: Entity, event_type: EventType
-    ) -> list[StoredEvent]:
-        """Active events of a tenant for one entity and event type (served by an index)."""
-        with self.session() as s:
-            rows = s.scalars(
-                select(IntegrationEventRow).where(
-                    IntegrationEventRow.tenant_id == tenant_id,
-                    IntegrationEventRow.entity == entity.value,
-                    IntegrationEventRow.event_type == event_type.value,
-                    IntegrationEventRow.active.is_(True),
-                )
-            )
-            return [self._event(r) for r in rows]
-
     # -- messages and deliveries -----------------------------------------------------------
 
     def seen_recently(self, tenant_id: str, message_id: str, window: float) -> bool:
@@ -812,16 +797,6 @@ class Store:
                     break
                 except IntegrityError:
                     continue
-
-    def captured_for(self, event_id: str, entity_id: str) -> dict[str, str]:
-        """Values captured earlier for this (event, entity)."""
-        with self.session() as s:
-            rows = s.scalars(
-                select(CapturedValueRow).where(
-                    CapturedValueRow.event_id == event_id, CapturedValueRow.entity_id == entity_id
-                )
-            )
-            return {r.key: r.value for r in rows}
 
     def captured_for_entity(self, event: StoredEvent, entity_id: str) -> dict[str, str]:
         """Values captured for an entity by the events of ``event``'s installed integration.

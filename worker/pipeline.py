@@ -17,7 +17,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from integrations.errors import HeraldError
-from integrations.models import EntityChange
+from integrations.models import EntityChange, field_path
 from integrations.store import DeliveryStatus, Store, StoredEvent, delivery_id_for
 from rules.fields import MISSING, resolve
 from rules.matcher import Matcher, compile_criteria
@@ -27,14 +27,7 @@ log = logging.getLogger(__name__)
 
 def describe_validation_error(exc: ValidationError) -> str:
     """A one-line summary naming each bad field and its problem."""
-    parts = []
-    for err in exc.errors():
-        loc = "".join(
-            f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p))
-            for i, p in enumerate(err["loc"])
-        )
-        parts.append(f"{loc or 'message'}: {err['msg']}")
-    return "; ".join(parts)
+    return "; ".join(f"{field_path(err['loc']) or 'message'}: {err['msg']}" for err in exc.errors())
 
 
 def entity_id(data: dict[str, object]) -> str | None:

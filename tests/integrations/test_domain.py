@@ -130,9 +130,7 @@ def test_store_on_postgresql_when_configured() -> None:
         assert [r.id for r in event.spec.filterCriteria.rules] == sorted(
             r.id for r in event.spec.filterCriteria.rules if r.id is not None
         )
-        assert (
-            store.candidate_events(tenant, Entity.INCIDENT, event.spec.eventType)[0].id == event.id
-        )
+        assert store.candidate_keys(tenant, Entity.INCIDENT, event.spec.eventType)[0][0] == event.id
         store.delete_event(tenant, event.id)
     finally:
         store.close()

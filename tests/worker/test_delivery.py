@@ -275,7 +275,7 @@ def test_response_capture_lets_an_update_address_the_remote_ticket(
         "extTicketId": "T-77",
         "extTicketURL": "https://t/77",
     }
-    assert h.store.captured_for(create.id, "INC-1")["extTicketId"] == "T-77"
+    assert h.store.captured_for_entity(create, "INC-1")["extTicketId"] == "T-77"
     # The UPDATE event reads values captured by the CREATE event for the same incident.
     [second] = h.publish({"id": "INC-1", "subject": "updated"}, event_type="UPDATE", mid="u1")
     assert h.deliverer.deliver(second, 0).outcome == "sent", h.store.get_delivery(second)
