@@ -69,9 +69,13 @@ def test_payload_base64_round_trip(text: str) -> None:
 
 def test_secret_box_round_trip_and_wrong_key() -> None:
     box = SecretBox(Fernet.generate_key().decode())
-    sealed = box.seal({"password": "pw", "apiSecret": None})
-    assert sealed is not None and "pw" not in sealed
-    assert box.open(sealed) == {"password": "pw"}
+    # '@', ' ' and '!' are outside the base64url alphabet of a Fernet token, so
+    # this substring check cannot match the ciphertext by chance (a short
+    # alphanumeric secret such as "pw" did, once in a CI run).
+    secret = "p@ss word!"
+    sealed = box.seal({"password": secret, "apiSecret": None})
+    assert sealed is not None and secret not in sealed
+    assert box.open(sealed) == {"password": secret}
     other = SecretBox(Fernet.generate_key().decode())
     with pytest.raises(PermanentError, match="HERALD_SECRET_KEY differs"):
         other.open(sealed)
