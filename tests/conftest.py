@@ -15,9 +15,23 @@ from pathlib import Path
 import pytest
 import redis
 from cryptography.fernet import Fernet
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from integrations.config import Settings
 from integrations.store import Store
+
+# Properties assert behaviour, not speed: a 2-core CI machine busy with worker subprocesses can
+# stall a microsecond example past Hypothesis's 200 ms default deadline. No example database
+# either, so a run depends only on the code. Failures still print the blob to reproduce them.
+hypothesis_settings.register_profile(
+    "herald",
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "herald"))
 
 TEST_REDIS_URL = os.environ.get("HERALD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))

@@ -15,7 +15,9 @@ records in Redis so every worker process shares them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -79,21 +81,23 @@ class EndpointHealth:
 
     def state(self, endpoint: str) -> BreakerState:
         """The endpoint's current record."""
-        raw = self._redis.hgetall(self._key(endpoint))
-        return BreakerState(
-            failures=int(raw.get(b"failures", 0)), open_until=float(raw.get(b"open_until", 0.0))
-        )
+        return _breaker_state(self._redis.hgetall(self._key(endpoint)))
 
     def record_failure(self, endpoint: str, now: float | None = None) -> BreakerState:
-        """Count a retryable failure of ``endpoint``; returns the new record."""
+        """Count a retryable failure of ``endpoint``; returns the new record.
+
+        Read, decide and write run as one optimistic transaction (WATCH/MULTI, retried on a
+        conflict): workers failing against the same endpoint at the same instant must each
+        count, or the breaker opens later than its threshold says.
+        """
         now = time.time() if now is None else now
-        new = after_failure(self.state(endpoint), now, self.policy)
-        key = self._key(endpoint)
-        pipe = self._redis.pipeline()
-        pipe.hset(key, mapping={"failures": new.failures, "open_until": new.open_until})
-        pipe.expire(key, int(self.policy.max_cooldown * 4) + 3600)
-        pipe.execute()
-        return new
+
+        def update(raw: Mapping[Any, Any]) -> tuple[BreakerState, dict[str, float]]:
+            new = after_failure(_breaker_state(raw), now, self.policy)
+            return new, {"failures": new.failures, "open_until": new.open_until}
+
+        ttl = int(self.policy.max_cooldown * 4) + 3600
+        return _update_hash(self._redis, self._key(endpoint), update, ttl)
 
     def record_success(self, endpoint: str) -> None:
         """The endpoint answered: close its breaker."""
@@ -111,15 +115,49 @@ class EndpointHealth:
         event that failed once last week and once today has not been failing all along.
         """
         now = time.time() if now is None else now
-        key = self._streak_key(event_id)
-        raw = self._redis.hgetall(key)
-        first, last = float(raw.get(b"first", now)), float(raw.get(b"last", now))
-        if now - last > gap:
-            first = now
-        self._redis.hset(key, mapping={"first": first, "last": now})
-        self._redis.expire(key, int(gap) + 86400)
-        return first
+
+        def update(raw: Mapping[Any, Any]) -> tuple[float, dict[str, float]]:
+            first, last = float(raw.get(b"first", now)), float(raw.get(b"last", now))
+            if now - last > gap:
+                first = now
+            return first, {"first": first, "last": max(last, now)}
+
+        return _update_hash(self._redis, self._streak_key(event_id), update, int(gap) + 86400)
 
     def event_succeeded(self, event_id: str) -> None:
         """A success ends the event's failure streak."""
         self._redis.delete(self._streak_key(event_id))
+
+
+def _breaker_state(raw: Mapping[Any, Any]) -> BreakerState:
+    """A breaker record as stored in its Redis hash (absent fields: a closed breaker)."""
+    return BreakerState(
+        failures=int(raw.get(b"failures", 0)), open_until=float(raw.get(b"open_until", 0.0))
+    )
+
+
+_T = TypeVar("_T")
+
+
+def _update_hash(
+    client: redis.Redis,
+    key: str,
+    update: Callable[[Mapping[Any, Any]], tuple[_T, Mapping[str, float]]],
+    ttl: int,
+) -> _T:
+    """Read the hash at ``key``, let ``update`` decide its new fields, and write them, as one
+    optimistic transaction (WATCH/MULTI, repeated on a conflict). Workers recording failures
+    of one endpoint at the same instant must each count, or a breaker opens later than its
+    threshold says. Returns what ``update`` returned with the fields that were written."""
+    with client.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                result, fields = update(pipe.hgetall(key))
+                pipe.multi()
+                pipe.hset(key, mapping={k: v for k, v in fields.items()})
+                pipe.expire(key, ttl)
+                pipe.execute()
+                return result
+            except redis.WatchError:
+                continue  # another worker wrote in between: decide again on its record

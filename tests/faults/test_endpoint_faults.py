@@ -120,13 +120,15 @@ def test_open_breaker_defers_deliveries_without_spending_attempts(
 def test_read_timeouts_are_retried(
     make_rig: Callable[..., Rig], sink: Sink, responder: Responder
 ) -> None:
-    """A sink slower than HERALD_READ_TIMEOUT (0.5 s): the attempt is recorded as a timeout
+    """A sink slower than HERALD_READ_TIMEOUT (1 s): the attempt is recorded as a timeout
     and retried, and the next one is delivered. The slow answers were 200s the client never
     read, so each timed-out attempt is a duplicate for the receiver, and nothing else is."""
-    rig = make_rig(read_timeout=0.5, connect_timeout=0.5)
+    # 1 s against a 3 s reply: wide margins on both sides, so a busy CI machine cannot turn a
+    # prompt retry into another timeout (the sink shares the test process).
+    rig = make_rig(read_timeout=1.0, connect_timeout=1.0)
     event = rig.rest_event(sink.url)
     rig.start_worker("w1", concurrency=2)
-    responder.use(first_per_key(Reply(200, body="late", delay=1.5), OK))
+    responder.use(first_per_key(Reply(200, body="late", delay=3.0), OK))
     started = time.monotonic()
     expected = rig.delivery_ids(rig.publish(f"slow-{i:03d}" for i in range(10)), event)
 
@@ -144,7 +146,9 @@ def test_read_timeouts_are_retried(
         first, *_, last = row.attempt_log
         assert first.error_class == "timeout" and first.outcome == "retryable"
         assert last.outcome == "success"
-    assert responder.duplicates() == timeouts == len(expected)
+    # Every first attempt timed out (checked above); a retry that also stalled past the
+    # timeout on a loaded machine is one more timeout and one more duplicate, never a loss.
+    assert responder.duplicates() == timeouts >= len(expected)
 
 
 @pytest.mark.slow

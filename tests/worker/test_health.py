@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import redis
 
@@ -66,3 +69,32 @@ def test_failure_streak_breaks_on_success_and_on_a_long_silence(
     assert h.event_failed("E", 300.0, gap=50) == 300.0  # 120 s without a failure
     h.event_succeeded("E")
     assert h.event_failed("E", 310.0, gap=50) == 310.0
+
+
+def test_concurrent_failures_each_count(redis_url: str, redis_prefix: str) -> None:
+    """Workers failing against one endpoint at the same instant each count (no lost update),
+    so the breaker opens exactly at its threshold. Eight threads, own connections each."""
+    threads, per_thread = 8, 25
+    policy = BreakerPolicy(threshold=10_000, cooldown=10, max_cooldown=60)
+    barrier = threading.Barrier(threads)
+
+    def fail_many() -> None:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            health = EndpointHealth(client, redis_prefix, policy)
+            barrier.wait(timeout=10)
+            for _ in range(per_thread):
+                health.record_failure("t|http://x:80", now=1000.0)
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(fail_many) for _ in range(threads)]:
+            future.result(timeout=30)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        state = EndpointHealth(client, redis_prefix, policy).state("t|http://x:80")
+        client.delete(f"{redis_prefix}:breaker:t|http://x:80")
+    finally:
+        client.close()
+    assert state.failures == threads * per_thread
