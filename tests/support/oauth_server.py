@@ -34,6 +34,8 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from tests.support.serving import BackgroundServer
+
 _METHODS = ["client_secret_basic", "client_secret_post", "none"]
 ALL_GRANTS = ("client_credentials", "password", "refresh_token")
 
@@ -125,8 +127,7 @@ class OAuthServer:
         self.resource_requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self.app = self._build_app()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._served: BackgroundServer | None = None
         self.port = 0
 
     # -- configuration
@@ -294,23 +295,19 @@ class OAuthServer:
 
     def start(self) -> OAuthServer:
         """Start serving (idempotent)."""
-        if self._server is None:
-            self._server = make_server(
+        if self._served is None:
+            server = make_server(
                 "127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler
             )
-            self.port = int(self._server.server_port)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-            )
-            self._thread.start()
+            self.port = int(server.server_port)
+            self._served = BackgroundServer(server)
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._served is not None:
+            self._served.close()
+            self._served = None
 
     def __enter__(self) -> OAuthServer:
         return self.start()

@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
 
+from tests.support.serving import BackgroundServer
+
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 
@@ -218,28 +220,23 @@ class RecordingSink:
     _requests: list[RecordedRequest] = field(default_factory=list, init=False, repr=False)
     _plans: deque[Plan] = field(default_factory=deque, init=False, repr=False)
     _lock: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
-    _server: _Server | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _served: BackgroundServer | None = field(default=None, init=False, repr=False)
 
     def start(self) -> RecordingSink:
         """Start listening (idempotent)."""
-        if self._server is None:
+        if self._served is None:
             cls = _Server6 if ":" in self.host else _Server
-            self._server = cls((self.host, self.port), _Handler)
-            self._server.sink = self
-            self.port = int(self._server.server_address[1])
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-            )
-            self._thread.start()
+            server = cls((self.host, self.port), _Handler)
+            server.sink = self
+            self.port = int(server.server_address[1])
+            self._served = BackgroundServer(server)
         return self
 
     def stop(self) -> None:
         """Stop listening and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._served is not None:
+            self._served.close()
+            self._served = None
 
     def __enter__(self) -> RecordingSink:
         return self.start()
