@@ -4,7 +4,10 @@ An event's ``responseHeaders`` maps names to references into the response, e.g.
 ``[{"key": "extTicketId", "value": "$id"}, {"key": "extTicketURL", "value": "$result.url"}]``:
 
 * ``$a.b.c`` -- a dotted path into the JSON body; keys match case-insensitively (an exact match
-  wins), list items by index: ``$items.0.id`` or ``$items[0].id``;
+  wins), list items by index: ``$items.0.id`` or ``$items[0].id``. An XML or SOAP body is
+  reached the same way, as the data :func:`notifiers.xmldoc.to_data` makes of it:
+  ``$ticket.id`` in ``<ticket><id>7</id></ticket>``, ``$insertResponse.sys_id`` in a SOAP
+  envelope whose Body holds ``<insertResponse><sys_id>…``;
 * ``$header.Name`` or ``$headers.Name`` -- a response header (case-insensitive). These prefixes
   always mean headers, even if the body has a ``header`` key;
 * anything not starting with ``$`` -- a literal value.
@@ -68,14 +71,14 @@ def as_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def capture_value(reference: str, json_body: Any, headers: Mapping[str, str]) -> str | None:
+def capture_value(reference: str, body: Any, headers: Mapping[str, str]) -> str | None:
     """Resolve one reference (``$path``, ``$header.Name`` or a literal); ``None`` if missing."""
     if not reference.startswith("$") or reference == "$":
         return reference
     path = reference[1:]
     if path.lower().startswith(_HEADER_PREFIXES):
         return header(headers, path.split(".", 1)[1])
-    value = resolve_path(json_body, path)
+    value = resolve_path(body, path)
     if value is MISSING or value is None:
         return None
     return as_text(value)
@@ -83,17 +86,18 @@ def capture_value(reference: str, json_body: Any, headers: Mapping[str, str]) ->
 
 def capture(
     mappings: Iterable[Header | Mapping[str, str]],
-    json_body: Any,
+    body: Any,
     headers: Mapping[str, str],
 ) -> dict[str, str]:
-    """Extract ``{key: value}`` for each mapping whose reference resolves."""
+    """Extract ``{key: value}`` for each mapping whose reference resolves in ``body`` (decoded
+    JSON, or XML as data) or ``headers``."""
     captured: dict[str, str] = {}
     for mapping in mappings:
         if isinstance(mapping, Header):
             key, reference = mapping.key, mapping.value
         else:
             key, reference = mapping["key"], mapping["value"]
-        value = capture_value(reference, json_body, headers)
+        value = capture_value(reference, body, headers)
         if value is not None:
             captured[key] = value
     return captured

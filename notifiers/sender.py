@@ -35,6 +35,7 @@ from notifiers.outcome import error_for_exception, error_for_status, excerpt
 from notifiers.safety import GuardedTransport
 from notifiers.signing import signature_headers
 from notifiers.urls import redact_url
+from notifiers.xmldoc import to_data
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,13 @@ class DeliveryResponse:
     duration_ms: float
     #: What was sent, with Authorization and other secrets replaced by ``***``.
     request_headers: dict[str, str] = field(default_factory=dict)
+    #: An XML (or SOAP) body as data (:func:`notifiers.xmldoc.to_data`), when it is not JSON.
+    xml_body: dict[str, Any] | None = None
 
     def capture(self, mappings: Iterable[Header | Mapping[str, str]]) -> dict[str, str]:
-        """Apply an event's ``responseHeaders`` to this response."""
-        return capture(mappings, self.json_body, self.headers)
+        """Apply an event's ``responseHeaders`` to this response (JSON or XML body)."""
+        body = self.json_body if self.json_body is not None else self.xml_body
+        return capture(mappings, body, self.headers)
 
 
 @dataclass
@@ -345,11 +349,13 @@ class Sender:
                 error.args = (error.reason,)
             raise error
         json_body: Any | None = None
+        xml_body: dict[str, Any] | None = None
         if exchange.body.strip():
             try:
                 json_body = json.loads(exchange.body)
             except ValueError:
-                json_body = None
+                # Only parsed when it looks like XML: SOAP answers, and REST APIs that speak it.
+                xml_body = to_data(exchange.body)
         secrets = [
             *applied.secrets,
             *(s for s in (notifier.password, notifier.apiSecret, notifier.signingSecret) if s),
@@ -359,6 +365,7 @@ class Sender:
             headers={k.lower(): v for k, v in exchange.headers.items()},
             body_excerpt=excerpt(exchange.body),
             json_body=json_body,
+            xml_body=xml_body,
             duration_ms=exchange.duration_ms,
             request_headers=redact_headers(exchange.request_headers.items(), secrets),
         )

@@ -6,8 +6,8 @@ fault code decides. ``Server`` (SOAP 1.2: ``Receiver``) faults may pass and are 
 are permanent -- retrying the same envelope cannot fix them. Dotted SOAP 1.1 codes such as
 ``Server.userException`` are classified by their first part.
 
-Responses are parsed with defusedxml: a remote endpoint must not be able to make us expand
-entities or fetch external DTDs.
+Responses are parsed with defusedxml (:mod:`notifiers.xmldoc`): a remote endpoint must not be
+able to make us expand entities or fetch external DTDs.
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
-
-import defusedxml
-import defusedxml.ElementTree as SafeET
 
 from integrations.errors import HeraldError, PermanentError, RetryableError
 from notifiers.outcome import error_for_status, excerpt, header, parse_retry_after
+from notifiers.xmldoc import child, local_name, parse
 
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
@@ -32,25 +30,13 @@ _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>\s*")
 _RETRYABLE_CODES = frozenset({"server", "receiver"})
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1] if tag.startswith("{") else tag.rsplit(":", 1)[-1]
-
-
-def _parse(xml: bytes | str) -> Element | None:
-    try:
-        root: Element = SafeET.fromstring(xml)
-    except (ParseError, defusedxml.DefusedXmlException, ValueError):
-        return None
-    return root
-
-
 def is_envelope(body: str) -> bool:
     """Whether ``body`` already is a SOAP envelope (its root element is ``Envelope``)."""
     stripped = body.strip()
     if not stripped.startswith("<"):
         return False
-    root = _parse(stripped.encode("utf-8"))
-    return root is not None and _local(root.tag) == "Envelope"
+    root = parse(stripped.encode("utf-8"))
+    return root is not None and local_name(root.tag) == "Envelope"
 
 
 def wrap(body: str) -> str:
@@ -94,38 +80,31 @@ class SoapFault:
         return local in _RETRYABLE_CODES
 
 
-def _child(parent: Element, name: str) -> Element | None:
-    for child in parent:
-        if _local(child.tag) == name:
-            return child
-    return None
-
-
 def _text(elem: Element | None) -> str:
     return "".join(elem.itertext()).strip() if elem is not None else ""
 
 
 def parse_fault(body: bytes | str) -> SoapFault | None:
     """The fault in a SOAP response body, or ``None`` when it holds none (or is not SOAP)."""
-    root = _parse(body)
-    if root is None or _local(root.tag) != "Envelope":
+    root = parse(body)
+    if root is None or local_name(root.tag) != "Envelope":
         return None
-    soap_body = _child(root, "Body")
-    fault = _child(soap_body, "Fault") if soap_body is not None else None
+    soap_body = child(root, "Body")
+    fault = child(soap_body, "Fault") if soap_body is not None else None
     if fault is None:
         return None
-    code = _child(fault, "faultcode")
+    code = child(fault, "faultcode")
     if code is not None:  # SOAP 1.1
         return SoapFault(
             code=_text(code),
-            string=_text(_child(fault, "faultstring")),
-            detail=_text(_child(fault, "detail")),
+            string=_text(child(fault, "faultstring")),
+            detail=_text(child(fault, "detail")),
         )
-    code12 = _child(fault, "Code")
-    value = _child(code12, "Value") if code12 is not None else None
-    reason = _child(fault, "Reason")
-    text = _child(reason, "Text") if reason is not None else None
-    return SoapFault(code=_text(value), string=_text(text), detail=_text(_child(fault, "Detail")))
+    code12 = child(fault, "Code")
+    value = child(code12, "Value") if code12 is not None else None
+    reason = child(fault, "Reason")
+    text = child(reason, "Text") if reason is not None else None
+    return SoapFault(code=_text(value), string=_text(text), detail=_text(child(fault, "Detail")))
 
 
 def error_for_soap_response(

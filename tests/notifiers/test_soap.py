@@ -143,3 +143,23 @@ def test_soap_client_fault_is_permanent(sender: Sender, sink: RecordingSink) -> 
         sender.send(outbound(sink.url, _soap_notifier(), body=CREATE))
     assert info.value.error_class == "soap_fault"
     assert "soap:Client: unknown field subject" in info.value.reason
+
+
+def test_soap_response_values_are_captured(sender: Sender, sink: RecordingSink) -> None:
+    """``responseHeaders`` reach into a SOAP answer as into JSON: the sys_id a ServiceNow-style
+    endpoint returns can be captured for later UPDATE events."""
+    sink.reply(
+        Reply.soap(
+            "<ns:insertResponse xmlns:ns='urn:itsm'><ns:sys_id>9d3c</ns:sys_id>"
+            "<ns:number>INC0010001</ns:number></ns:insertResponse>"
+        )
+    )
+    response = sender.send(outbound(sink.url, _soap_notifier(), body=CREATE))
+    assert response.json_body is None
+    assert response.capture(
+        [
+            {"key": "extTicketId", "value": "$insertResponse.sys_id"},
+            {"key": "extTicketNumber", "value": "$Envelope.Body.insertResponse.number"},
+            {"key": "absent", "value": "$insertResponse.nothing"},
+        ]
+    ) == {"extTicketId": "9d3c", "extTicketNumber": "INC0010001"}

@@ -294,6 +294,44 @@ def test_response_capture_lets_an_update_address_the_remote_ticket(
     assert update_req.json() == {"ticket": "T-77", "subject": "updated"}
 
 
+def test_a_soap_answer_is_captured_for_the_update(h: Harness, sink: RecordingSink) -> None:
+    """CREATE goes to a SOAP endpoint whose envelope carries the new record's sys_id; the
+    UPDATE event addresses that record with it."""
+    sink.reply(
+        Reply.soap("<insertResponse><sys_id>9d3c</sys_id><number>INC7</number></insertResponse>")
+    )
+    h.event(
+        sink,
+        notifier={"type": "SOAP_API", "baseURI": sink.url, "authType": "NONE"},
+        endPointURI="/incident.do?SOAP",
+        payload=base64.b64encode(
+            b"<insert><short_description>$incident.subject</short_description></insert>"
+        ).decode(),
+        responseHeaders=[
+            {"key": "extTicketId", "value": "$insertResponse.sys_id"},
+            {"key": "extTicketNumber", "value": "$insertResponse.number"},
+        ],
+    )
+    h.event(
+        sink,
+        name="update",
+        eventType="UPDATE",
+        endPointURI="/api/now/table/incident/$extTicketId",
+        thirdPartyEventType="PATCH",
+        payload=base64.b64encode(b'{"number":"$extTicketNumber"}').decode(),
+    )
+    [first] = h.publish({"id": "INC-1", "subject": "a <b> & c"}, mid="c1")
+    assert h.deliverer.deliver(first, 0).outcome == "sent"
+    row = h.store.get_delivery(first)
+    assert row is not None and row.captured == {"extTicketId": "9d3c", "extTicketNumber": "INC7"}
+    assert "<short_description>a &lt;b&gt; &amp; c</short_description>" in sink.requests[0].text
+    [second] = h.publish({"id": "INC-1", "subject": "b"}, event_type="UPDATE", mid="u1")
+    assert h.deliverer.deliver(second, 0).outcome == "sent"
+    update = sink.requests[1]
+    assert (update.method, update.path) == ("PATCH", "/api/now/table/incident/9d3c")
+    assert update.json() == {"number": "INC7"}
+
+
 def test_use_base_notifier(h: Harness, sink: RecordingSink) -> None:
     h.store.set_base_notifier(
         TENANT,
