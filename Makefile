@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck fmt bench soak clean install
+.PHONY: run test lint typecheck fmt bench soak clean install migration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.support.with_redis $(BIN)/python -m bench.soak
+
+# After changing integrations/tables.py: writes the next Alembic revision for review.
+migration: $(STAMP)
+	$(BIN)/python -m integrations.migrate "$(MESSAGE)"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -197,6 +197,23 @@ def cmd_tenants_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    """Show the database's schema revision, or upgrade it to the newest (``upgrade``)."""
+    from integrations.migrate import current_revision, head_revision, migrate
+    from integrations.store import make_engine
+
+    engine = make_engine(_settings().database_url)
+    try:
+        if args.db_command == "upgrade":
+            migrate(engine)
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    print(json.dumps({"current": current, "head": head, "upToDate": current == head}))
+    return 0
+
+
 def read_messages(text: str) -> list[str]:
     """Split ``text`` (one JSON object or an array of them) into message texts."""
     try:
@@ -296,6 +313,9 @@ def parser() -> argparse.ArgumentParser:
     sp = tenants.add_parser("create", help=cmd_tenants_create.__doc__)
     sp.add_argument("client_id")
     sp.set_defaults(fn=cmd_tenants_create)
+    sp = sub.add_parser("db", help=cmd_db.__doc__)
+    sp.add_argument("db_command", choices=["current", "upgrade"])
+    sp.set_defaults(fn=cmd_db)
     sp = sub.add_parser("publish", help=cmd_publish.__doc__)
     sp.add_argument("--file", "-f", help="JSON file (default: stdin)")
     sp.set_defaults(fn=cmd_publish)

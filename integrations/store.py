@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,11 +21,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrations.crypto import SecretBox
 from integrations.enums import Entity, EventType
+from integrations.migrate import migrate
 from integrations.models import (
     MASK,
     SECRET_FIELDS,
@@ -39,7 +39,6 @@ from integrations.models import (
 from integrations.tables import (
     ApiTokenRow,
     AttemptRow,
-    Base,
     CapturedValueRow,
     DeliveryRow,
     FilterCriteriaRow,
@@ -261,17 +260,9 @@ class Store:
         self._create_schema()
 
     def _create_schema(self) -> None:
-        # Every process (API, each worker child) creates missing tables on start; on a fresh
-        # PostgreSQL database two may race, and the loser sees the winner's tables as a
-        # conflict. Trying again finds them there.
-        for attempt in range(5):
-            try:
-                Base.metadata.create_all(self.engine)
-                return
-            except (IntegrityError, ProgrammingError):
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        # Every process (API, each worker child) brings the schema to the newest revision on
+        # start; concurrent starters are serialised inside migrate().
+        migrate(self.engine)
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -104,23 +104,11 @@ def test_settings_from_env() -> None:
         Settings.from_env({"HERALD_ALLOWED_NETWORKS": "nope"})
 
 
-def test_store_on_postgresql_when_configured() -> None:
+def test_store_on_postgresql_when_configured(postgres_url: str) -> None:
     """The store runs on PostgreSQL too (the machine's, at 127.0.0.1:5432, database test)."""
-    import os
     import uuid
 
-    url = os.environ.get("HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    import sqlalchemy
-
-    try:
-        probe = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-        with probe.connect():
-            pass
-        probe.dispose()
-    except Exception as exc:
-        if os.environ.get("HERALD_REQUIRE_POSTGRES"):
-            raise
-        pytest.skip(f"no PostgreSQL at {url}: {exc}")
+    url = postgres_url
     store = Store(url, Fernet.generate_key().decode())
     try:
         tenant = f"pg-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,1 @@
+"""Alembic migrations of Herald's database (see :mod:`integrations.migrate`)."""
