@@ -165,9 +165,15 @@ def test_a_delivery_locked_by_another_worker_is_looked_at_again_later(
     h.event(sink)
     [dlv] = h.publish({"subject": "x"})
     redis_client.set(f"{h.settings.redis_prefix}:lock:{dlv}", "someone-else", ex=60)
+    before = time.time()
     assert h.deliverer.deliver(dlv, 0).outcome == "skipped"
+    after = time.time()
     assert sink.count == 0
-    assert h.schedule.due_at(dlv) is not None  # not stranded if the holder died
+    # Not stranded if the holder died: due again once its lock runs out (60 s), not a whole
+    # lock period (deliver_time_limit + 20 s) after this redundant dispatch.
+    due = h.schedule.due_at(dlv)
+    assert h.deliverer.lock_ttl > 100
+    assert due is not None and before + 59 <= due <= after + 61.01
 
 
 def test_a_delivery_that_keeps_killing_its_worker_becomes_poison(
