@@ -18,40 +18,48 @@ revisions build exactly the models' schema on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import fcntl
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from integrations.errors import PermanentError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The revision describing the schema of databases created before migrations.
 BASELINE = "0001"
+#: Herald's own version table, so a database shared with another Alembic-managed
+#: application keeps the two histories apart.
+VERSION_TABLE = "herald_alembic_version"
 #: Key of the PostgreSQL advisory lock held while migrating ("HERALDDB" in ASCII).
 _PG_LOCK_KEY = 0x48455241_4C444442
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(
+    connection: Connection | None = None, script_location: Path = MIGRATIONS
+) -> Config:
     """An Alembic config for Herald's migrations, bound to ``connection`` when given."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(script_location))
     config.attributes["connection"] = connection
     return config
 
 
-def head_revision() -> str:
+def head_revision(script_location: Path = MIGRATIONS) -> str:
     """The newest revision in the migrations directory."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(None, script_location)).get_current_head()
     assert head is not None, "integrations/migrations has no revisions"
     return head
 
@@ -59,19 +67,28 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (``None``: never migrated)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
 
 
-def migrate(engine: Engine, attempts: int = 5) -> None:
-    """Upgrade the database behind ``engine`` to the head revision (idempotent)."""
+def migrate(engine: Engine, attempts: int = 5, *, script_location: Path = MIGRATIONS) -> None:
+    """Upgrade the database behind ``engine`` to the head revision (idempotent).
+
+    The whole upgrade is one transaction, on SQLite too: a revision that fails leaves the
+    database at the revision it had.
+    """
     for attempt in range(attempts):
         try:
-            with _exclusive(engine), engine.begin() as connection:
-                if engine.dialect.name == "postgresql":
+            with (
+                _exclusive(engine),
+                _migration_engine(engine) as target,
+                target.begin() as connection,
+            ):
+                if target.dialect.name == "postgresql":
                     # Held until this transaction ends: concurrent starters wait here.
                     lock = text("SELECT pg_advisory_xact_lock(:k)")
                     connection.execute(lock, {"k": _PG_LOCK_KEY})
-                _upgrade(connection)
+                _upgrade(connection, script_location)
             return
         except DBAPIError:
             # Another process without our lock (an older Herald, a manual `alembic`) raced us;
@@ -81,12 +98,57 @@ def migrate(engine: Engine, attempts: int = 5) -> None:
             time.sleep(0.2 * (attempt + 1))
 
 
-def _upgrade(connection: Connection) -> None:
-    config = alembic_config(connection)
+def _upgrade(connection: Connection, script_location: Path) -> None:
+    config = alembic_config(connection, script_location)
     tables = set(inspect(connection).get_table_names())
-    if "alembic_version" not in tables and "tenants" in tables:
+    if VERSION_TABLE not in tables and "tenants" in tables:
         command.stamp(config, BASELINE)
     command.upgrade(config, "head")
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            # Raising rolls the whole upgrade back.
+            raise PermanentError(
+                f"the migration left {len(broken)} rows whose foreign keys point nowhere, "
+                f"e.g. {[tuple(row) for row in broken[:3]]}; rolled back"
+            )
+
+
+@contextmanager
+def _migration_engine(engine: Engine) -> Iterator[Engine]:
+    """The engine to migrate with. On SQLite, a separate one that fixes two pysqlite traits
+    that would make migrations unsafe:
+
+    * pysqlite opens transactions only before DML, so DDL would commit statement by
+      statement and a failed revision would leave half a schema behind. Transactions are
+      begun explicitly instead (``BEGIN IMMEDIATE``, SQLAlchemy's documented pysqlite
+      recipe), and SQLite's DDL is transactional.
+    * Batch operations (``render_as_batch``) copy a table, drop the original and rename the
+      copy. With foreign keys enforced, that DROP cascades and deletes the child rows (the
+      attempts of every delivery), so enforcement is off while migrating and
+      ``PRAGMA foreign_key_check`` checks the result instead (:func:`_upgrade`).
+    """
+    if engine.dialect.name != "sqlite":
+        yield engine
+        return
+    target = create_engine(engine.url, poolclass=NullPool)
+
+    @event.listens_for(target, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=OFF")  # only takes effect outside a transaction
+        cursor.close()
+
+    @event.listens_for(target, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    try:
+        yield target
+    finally:
+        target.dispose()
 
 
 @contextmanager
@@ -97,6 +159,8 @@ def _exclusive(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
+    import fcntl  # POSIX only; imported here so the store still imports elsewhere
+
     with open(f"{database}.migrate.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

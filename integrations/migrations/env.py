@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from integrations.migrate import VERSION_TABLE
 from integrations.tables import Base
 
 connection = context.config.attributes["connection"]
@@ -14,6 +15,7 @@ context.configure(
     # SQLite cannot ALTER most things in place: batch mode copies the table instead.
     render_as_batch=True,
     compare_type=True,
+    version_table=VERSION_TABLE,
 )
 with context.begin_transaction():
     context.run_migrations()

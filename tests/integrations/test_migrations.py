@@ -4,6 +4,8 @@ PostgreSQL; older databases are adopted; concurrent starters apply each revision
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 import threading
 from pathlib import Path
 
@@ -14,9 +16,17 @@ from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
 from sqlalchemy import inspect
 
+import integrations.migrate
 from api.cli import main
 from integrations.config import get_settings
-from integrations.migrate import alembic_config, current_revision, head_revision, migrate
+from integrations.migrate import (
+    MIGRATIONS,
+    VERSION_TABLE,
+    alembic_config,
+    current_revision,
+    head_revision,
+    migrate,
+)
 from integrations.store import Store, make_engine
 from integrations.tables import Base, TenantRow
 
@@ -26,7 +36,8 @@ def _drift(url: str) -> list[object]:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            opts = {"compare_type": True, "version_table": VERSION_TABLE}
+            context = MigrationContext.configure(connection, opts=opts)
             return list(compare_metadata(context, Base.metadata))
     finally:
         engine.dispose()
@@ -63,7 +74,7 @@ def test_downgrade_to_nothing_and_back(tmp_path: Path) -> None:
         migrate(engine)
         with engine.begin() as connection:
             command.downgrade(alembic_config(connection), "base")
-        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+        assert set(inspect(engine).get_table_names()) == {VERSION_TABLE}
         migrate(engine)
         assert current_revision(engine) == head_revision()
     finally:
@@ -76,13 +87,15 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     url = _sqlite(tmp_path)
     key = Fernet.generate_key().decode()
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    with engine.begin() as connection:  # a tenant created by the old code
-        connection.exec_driver_sql(
-            "INSERT INTO tenants (client_id, secret_hash, created_at) "
-            "VALUES ('old', 'x', '2026-01-01 00:00:00')"
-        )
+    try:
+        Base.metadata.create_all(engine)
+        with engine.begin() as connection:  # a tenant created by the old code
+            connection.exec_driver_sql(
+                "INSERT INTO tenants (client_id, secret_hash, created_at) "
+                "VALUES ('old', 'x', '2026-01-01 00:00:00')"
+            )
+    finally:
+        engine.dispose()
     store = Store(url, key)
     try:
         assert current_revision(store.engine) == head_revision()
@@ -93,12 +106,15 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
         store.close()
 
 
-def test_concurrent_starters_migrate_once(tmp_path: Path) -> None:
-    """Eight processes' worth of stores opening one fresh SQLite file at once all start."""
+def test_concurrent_starters_migrate_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight processes' worth of stores opening one fresh SQLite file at once all start, and
+    the lock serialises them: none has to fall back on retrying after a clash."""
     url = _sqlite(tmp_path)
     key = Fernet.generate_key().decode()
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
+    retries: list[float] = []
+    monkeypatch.setattr(integrations.migrate.time, "sleep", retries.append)
 
     def start() -> None:
         try:
@@ -113,6 +129,7 @@ def test_concurrent_starters_migrate_once(tmp_path: Path) -> None:
     for t in threads:
         t.join(timeout=60)
     assert errors == []
+    assert retries == []
     engine = make_engine(url)
     try:
         assert current_revision(engine) == head_revision()
@@ -134,3 +151,110 @@ def test_herald_db_reports_and_upgrades(
         get_settings.cache_clear()
     assert current == {"current": None, "head": head_revision(), "upToDate": False}
     assert upgraded == {"current": head_revision(), "head": head_revision(), "upToDate": True}
+
+
+# -- revisions to come: a scratch copy of the migrations with one more revision ------------
+
+REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+{body}
+
+
+def downgrade() -> None:
+    pass
+"""
+
+
+def _with_revision(tmp_path: Path, body: str) -> Path:
+    """A copy of the migrations directory plus revision 0002 whose upgrade runs ``body``."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    indented = textwrap.indent(textwrap.dedent(body).strip(), "    ")
+    (scripts / "versions" / "0002_scratch.py").write_text(REVISION.format(body=indented))
+    return scripts
+
+
+def _fill(url: str) -> None:
+    """One delivery with two attempts (children that cascade on delete)."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as c:
+            c.exec_driver_sql(
+                "INSERT INTO deliveries (id, tenant_id, status, status_message, attempts,"
+                " attempts_base, warnings, captured, message, created_at) VALUES"
+                " ('D1', 't', 'FAILED', '', 2, 0, '[]', '{}', '{}', '2026-01-01 00:00:00')"
+            )
+            for n in (1, 2):
+                c.exec_driver_sql(
+                    "INSERT INTO attempts (delivery_id, number, started_at, duration_ms,"
+                    " outcome, reason, response_excerpt) VALUES"
+                    f" ('D1', {n}, '2026-01-01 00:00:00', 1.0, 'retryable', '', '')"
+                )
+    finally:
+        engine.dispose()
+
+
+def _count(url: str, table: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as c:
+            return int(c.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_a_batch_migration_on_sqlite_keeps_child_rows(tmp_path: Path) -> None:
+    """SQLite rebuilds a table to alter it (copy, drop, rename): with foreign keys enforced
+    the DROP would cascade and delete every attempt. Migrations run with them off."""
+    url = _sqlite(tmp_path)
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        _fill(url)
+        scripts = _with_revision(
+            tmp_path,
+            """
+            with op.batch_alter_table("deliveries", recreate="always") as batch:
+                batch.add_column(sa.Column("note", sa.Text(), nullable=True))
+            """,
+        )
+        migrate(engine, script_location=scripts)
+        assert current_revision(engine) == "0002"
+    finally:
+        engine.dispose()
+    assert _count(url, "deliveries") == 1
+    assert _count(url, "attempts") == 2
+
+
+def test_a_failing_revision_leaves_the_database_as_it_was(tmp_path: Path) -> None:
+    """The upgrade is one transaction, on SQLite too: no half-applied revision remains to
+    block every later start."""
+    url = _sqlite(tmp_path)
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        scripts = _with_revision(
+            tmp_path,
+            """
+            op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))
+            op.add_column("tenants", sa.Column("note", sa.Text(), nullable=True))
+            raise RuntimeError("revision 0002 fails halfway")
+            """,
+        )
+        with pytest.raises(RuntimeError, match="fails halfway"):
+            migrate(engine, script_location=scripts)
+        assert current_revision(engine) == "0001"
+        tables = set(inspect(engine).get_table_names())
+        columns = {c["name"] for c in inspect(engine).get_columns("tenants")}
+    finally:
+        engine.dispose()
+    assert "half_done" not in tables and "note" not in columns
