@@ -216,7 +216,7 @@ def jwt_expiry(token: str) -> float | None:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
         exp = claims.get("exp") if isinstance(claims, dict) else None
         return float(exp) if isinstance(exp, int | float) else None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # the token comes from a remote server
         return None
 
 
@@ -644,7 +644,7 @@ class JWTTokens:
         try:
             json.loads(body)
             content_type = "application/json"
-        except ValueError:
+        except (ValueError, RecursionError):
             content_type = "application/x-www-form-urlencoded" if "=" in body else "text/plain"
         shown = redact_url(url)
         try:
@@ -669,7 +669,7 @@ class JWTTokens:
     def _parse(self, notifier: Notifier, response: httpx.Response, shown: str) -> CachedToken:
         try:
             data: Any = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or hostile nesting
             data = MISSING
         token: str | None = None
         paths = (notifier.tokensPath,) if notifier.tokensPath else self.DEFAULT_PATHS

@@ -91,13 +91,19 @@ class DeliveryResponse:
     duration_ms: float
     #: What was sent, with Authorization and other secrets replaced by ``***``.
     request_headers: dict[str, str] = field(default_factory=dict)
-    #: An XML (or SOAP) body as data (:func:`notifiers.xmldoc.to_data`), when it is not JSON.
-    xml_body: dict[str, Any] | None = None
+    #: The body as received (at most ``MAX_RESPONSE_BYTES``), for capture from XML.
+    raw_body: bytes = field(default=b"", repr=False)
 
     def capture(self, mappings: Iterable[Header | Mapping[str, str]]) -> dict[str, str]:
         """Apply an event's ``responseHeaders`` to this response (JSON or XML body)."""
-        body = self.json_body if self.json_body is not None else self.xml_body
-        return capture(mappings, body, self.headers)
+        wanted = list(mappings)
+        if not wanted:
+            return {}
+        body = self.json_body
+        if body is None:
+            # XML is parsed only here, when an event asks for values: most deliveries don't.
+            body = to_data(self.raw_body)
+        return capture(wanted, body, self.headers)
 
 
 @dataclass
@@ -118,7 +124,7 @@ def _no_cookies() -> CookieJar:
 def _looks_like_json(body: str) -> bool:
     try:
         json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -349,13 +355,13 @@ class Sender:
                 error.args = (error.reason,)
             raise error
         json_body: Any | None = None
-        xml_body: dict[str, Any] | None = None
         if exchange.body.strip():
             try:
                 json_body = json.loads(exchange.body)
-            except ValueError:
-                # Only parsed when it looks like XML: SOAP answers, and REST APIs that speak it.
-                xml_body = to_data(exchange.body)
+            except (ValueError, RecursionError):
+                # Not JSON, or JSON nested too deep to decode: the delivery has succeeded
+                # all the same, there is just nothing to capture from it as JSON.
+                json_body = None
         secrets = [
             *applied.secrets,
             *(s for s in (notifier.password, notifier.apiSecret, notifier.signingSecret) if s),
@@ -365,7 +371,7 @@ class Sender:
             headers={k.lower(): v for k, v in exchange.headers.items()},
             body_excerpt=excerpt(exchange.body),
             json_body=json_body,
-            xml_body=xml_body,
+            raw_body=exchange.body,
             duration_ms=exchange.duration_ms,
             request_headers=redact_headers(exchange.request_headers.items(), secrets),
         )

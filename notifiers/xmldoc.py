@@ -48,8 +48,20 @@ def child(parent: Element, name: str) -> Element | None:
     return None
 
 
-def element_data(elem: Element) -> Any:
+#: Deepest nesting :func:`to_data` follows. Real answers nest a handful of levels; a hostile
+#: one nested thousands deep (a few KB) must not exhaust the stack of a delivery that has
+#: already succeeded.
+MAX_DEPTH = 64
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def element_data(elem: Element, depth: int = 0) -> Any:
     """One element as data (see the module docstring): text, or a dict."""
+    if depth > MAX_DEPTH:
+        raise _TooDeep
     attributes = {f"@{local_name(k)}": v for k, v in elem.attrib.items()}
     text = (elem.text or "").strip()
     if len(elem) == 0 and not attributes:
@@ -57,7 +69,7 @@ def element_data(elem: Element) -> Any:
     node: dict[str, Any] = attributes
     repeated: set[str] = set()
     for sub in elem:
-        key, value = local_name(sub.tag), element_data(sub)
+        key, value = local_name(sub.tag), element_data(sub, depth + 1)
         if key not in node:
             node[key] = value
         elif key in repeated:
@@ -71,7 +83,8 @@ def element_data(elem: Element) -> Any:
 
 
 def to_data(body: bytes | str) -> dict[str, Any] | None:
-    """An XML document as data, or ``None`` when ``body`` is not XML."""
+    """An XML document as data, or ``None`` when ``body`` is not XML (or is unsafe, or
+    nested deeper than :data:`MAX_DEPTH`)."""
     if body.lstrip()[:1] not in (b"<", "<"):
         return None
     root = parse(body)
@@ -79,11 +92,15 @@ def to_data(body: bytes | str) -> dict[str, Any] | None:
         return None
     name = local_name(root.tag)
     data: dict[str, Any] = {}
+    try:
+        # The root's own key is set last: it wins over a Body child of the same name.
+        whole = element_data(root)
+    except _TooDeep:
+        return None
     soap_body = child(root, "Body") if name == "Envelope" else None
     if soap_body is not None:
-        content = element_data(soap_body)
+        content = element_data(soap_body)  # shallower than the whole: cannot be too deep
         if isinstance(content, dict):
             data.update(content)
-    # The root's own key is set last: it wins over a Body child of the same name.
-    data[name] = element_data(root)
+    data[name] = whole
     return data

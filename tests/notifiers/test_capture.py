@@ -86,3 +86,19 @@ def test_round_trip_against_a_sink(sender: Sender, sink: RecordingSink) -> None:
             Header(key="where", value="$header.location"),
         ]
     ) == {"extTicketId": "T-1", "extTicketURL": "https://t.example/T-1", "where": "/tickets/T-1"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["<a>" * 5000 + "</a>" * 5000, "[" * 100_000 + "]" * 100_000],
+    ids=["xml", "json"],
+)
+def test_a_hostile_2xx_body_is_still_a_success(
+    sender: Sender, sink: RecordingSink, body: str
+) -> None:
+    """The endpoint accepted the request; a body nested too deep to decode means nothing to
+    capture, never a failed (and then repeated) delivery."""
+    sink.reply(Reply(status=200, body=body))
+    response = sender.send(outbound(f"{sink.url}/tickets"))
+    assert response.http_status == 200 and response.json_body is None
+    assert response.capture([Header(key="id", value="$a.id")]) == {}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from notifiers.capture import capture_value
-from notifiers.xmldoc import to_data
+from notifiers.xmldoc import MAX_DEPTH, to_data
 
 ENVELOPE = (
     '<?xml version="1.0" encoding="utf-8"?>'
@@ -85,3 +85,10 @@ def test_repeated_elements_are_indexed_like_json_lists() -> None:
     data = to_data("<r><item id='a'/><item id='b'/></r>")
     assert capture_value("$r.item.1.@id", data, {}) == "b"
     assert capture_value("$r.item[0].@id", data, {}) == "a"
+
+
+def test_hostile_nesting_is_not_data_and_does_not_raise() -> None:
+    """A few KB nested far deeper than any real answer (the stack would run out)."""
+    deep = "<a>" * 5000 + "x" + "</a>" * 5000
+    assert to_data(deep) is None
+    assert to_data("<a>" * MAX_DEPTH + "x" + "</a>" * MAX_DEPTH) is not None
