@@ -161,16 +161,24 @@ class Deliverer:
 
     # -- the attempt -----------------------------------------------------------------------
 
-    def deliver(self, delivery_id: str, expected_attempts: int | None = None) -> Result:
+    def deliver(
+        self, delivery_id: str, expected_attempts: int | None = None, *, claimed: int | None = None
+    ) -> Result:
         """Make one attempt at ``delivery_id`` unless it is done, stale or in other hands.
 
         ``expected_attempts`` guards against a task dispatched twice: the fan-out dispatches
         with the attempt count it saw, and a task whose count is behind is a duplicate.
+        ``claimed`` is the lease (ms) of the schedule entry that dispatched this task.
         """
         delivery = self.store.get_delivery(delivery_id)
-        if delivery is None:
-            return Result("skipped", "no such delivery")
-        if delivery.status in DeliveryStatus.TERMINAL:
+        if delivery is None or delivery.status in DeliveryStatus.TERMINAL:
+            if claimed is not None:
+                # A schedule entry outlived its delivery (a redundant dispatch re-added it
+                # just after the outcome was stored): drop it, or its lease would dispatch it
+                # again forever. Only if untouched since the claim: a replay re-adds it.
+                self.schedule.remove_if_unchanged(delivery_id, claimed)
+            if delivery is None:
+                return Result("skipped", "no such delivery")
             return Result("skipped", f"already {delivery.status}")
         if expected_attempts is not None and delivery.attempts != expected_attempts:
             return Result("skipped", "duplicate dispatch")

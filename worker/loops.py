@@ -36,8 +36,8 @@ def run_scheduler(
         try:
             # Claimed entries stay in their set under the lease: the task replaces or removes
             # its entry once done, so a task the broker loses is dispatched again.
-            for delivery_id, _ in schedule.claim_due(lease=lease):
-                deliver.apply_async(args=(delivery_id, None))
+            for delivery_id, claimed in schedule.claim_due(lease=lease):
+                deliver.apply_async(args=(delivery_id, None, claimed))
             for raw, _ in ingest_retries.claim_due(lease=lease):
                 ingest.apply_async(args=(raw, None, True))
         except redis.RedisError as exc:

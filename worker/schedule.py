@@ -26,6 +26,16 @@ end
 return due
 """
 
+# Removes the member only if its score is still the one given: the entry a claim leased,
+# untouched since (a replay or a new attempt that rescheduled it must keep its entry).
+_REMOVE_IF_UNCHANGED = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
 
 def compute_backoff(
     attempts_made: int,
@@ -63,6 +73,7 @@ class RetrySchedule:
         self._redis = client
         self.key = f"{prefix}:{name}"
         self._claim = client.register_script(_CLAIM)
+        self._remove_if_unchanged = client.register_script(_REMOVE_IF_UNCHANGED)
 
     def add(self, delivery_id: str, due: float) -> None:
         """Schedule ``delivery_id`` at unix time ``due`` (replacing an earlier entry)."""
@@ -71,6 +82,11 @@ class RetrySchedule:
     def remove(self, delivery_id: str) -> None:
         """Drop any pending retry of ``delivery_id``."""
         self._redis.zrem(self.key, delivery_id)
+
+    def remove_if_unchanged(self, delivery_id: str, claimed_ms: int) -> bool:
+        """Drop ``delivery_id``'s entry if it is still the one a claim leased at
+        ``claimed_ms`` (as :meth:`claim_due` returned it); ``True`` if it was dropped."""
+        return bool(self._remove_if_unchanged(keys=[self.key], args=[delivery_id, claimed_ms]))
 
     def claim_due(
         self, now: float | None = None, *, lease: float = 60.0, limit: int = 100

@@ -105,11 +105,16 @@ _LIMIT = int(get_settings().deliver_time_limit)
     soft_time_limit=_LIMIT - min(30, _LIMIT // 5),
     time_limit=_LIMIT,
 )
-def deliver(delivery_id: str, expected_attempts: int | None = None) -> str:
-    """Make one attempt at a delivery; retries go through the durable schedule."""
+def deliver(
+    delivery_id: str, expected_attempts: int | None = None, claimed: int | None = None
+) -> str:
+    """Make one attempt at a delivery; retries go through the durable schedule.
+
+    ``claimed`` is the lease (ms) of the schedule entry that dispatched this task, if one did.
+    """
     rt = get_runtime()
     try:
-        result = rt.deliverer.deliver(delivery_id, expected_attempts)
+        result = rt.deliverer.deliver(delivery_id, expected_attempts, claimed=claimed)
     except Exception as exc:
         log.exception("delivery %s: internal error; it will be retried", delivery_id)
         try:

@@ -176,6 +176,22 @@ def test_a_delivery_locked_by_another_worker_is_looked_at_again_later(
     assert due is not None and before + 59 <= due <= after + 61.01
 
 
+def test_a_schedule_entry_that_outlived_its_delivery_is_dropped(
+    h: Harness, sink: RecordingSink
+) -> None:
+    """An entry re-added just after the outcome was stored (a redundant dispatch racing the
+    holder) would otherwise be dispatched again every lease, forever."""
+    h.event(sink)
+    [dlv] = h.publish({"subject": "x"})
+    assert h.deliverer.deliver(dlv, 0).outcome == "sent"
+    h.schedule.add(dlv, time.time() - 1)  # the stale entry
+    [(claimed_id, lease)] = h.schedule.claim_due(lease=600.0)
+    assert claimed_id == dlv
+    assert h.deliverer.deliver(dlv, None, claimed=lease).outcome == "skipped"
+    assert h.schedule.due_at(dlv) is None
+    assert sink.count == 1
+
+
 def test_a_delivery_that_keeps_killing_its_worker_becomes_poison(
     h: Harness, sink: RecordingSink, redis_client: redis.Redis
 ) -> None:

@@ -80,6 +80,21 @@ def test_claim_due_leases_entries_until_the_work_removes_them(
     assert sched.due_at("DLV-c") == pytest.approx(10_000.0)
 
 
+def test_remove_if_unchanged_spares_an_entry_rescheduled_since_the_claim(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    sched = RetrySchedule(redis_client, redis_prefix)
+    sched.add("DLV-a", 100.0)
+    sched.add("DLV-b", 100.0)
+    leases = dict(sched.claim_due(now=1_795_000_000.0, lease=600.0))
+    sched.add("DLV-b", 1_795_000_100.0)  # rescheduled after the claim (a replay, say)
+    assert sched.remove_if_unchanged("DLV-a", leases["DLV-a"]) is True
+    assert sched.remove_if_unchanged("DLV-b", leases["DLV-b"]) is False
+    assert sched.remove_if_unchanged("DLV-missing", leases["DLV-a"]) is False
+    assert sched.due_at("DLV-a") is None
+    assert sched.due_at("DLV-b") == pytest.approx(1_795_000_100.0)
+
+
 def test_a_lost_dispatch_comes_due_again_after_its_lease(
     redis_client: redis.Redis, redis_prefix: str
 ) -> None:
