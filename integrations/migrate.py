@@ -2,9 +2,9 @@
 
 Herald's schema is versioned with Alembic (``integrations/migrations``). The API and every
 worker call :func:`migrate` when they open the store, so an upgrade is: deploy the new code,
-restart. Processes starting together are serialised (an advisory lock on PostgreSQL, a lock
-file beside a SQLite database), so exactly one applies each revision and the others find the
-database at head.
+restart. Processes starting together are serialised (an advisory lock on PostgreSQL, the
+write lock of ``BEGIN IMMEDIATE`` on SQLite), so exactly one applies each revision and the
+others find the database at head.
 
 A database created before migrations existed (tables, but no ``alembic_version``) is stamped
 with the baseline revision, which describes exactly that schema, and upgraded from there.
@@ -79,11 +79,7 @@ def migrate(engine: Engine, attempts: int = 5, *, script_location: Path = MIGRAT
     """
     for attempt in range(attempts):
         try:
-            with (
-                _exclusive(engine),
-                _migration_engine(engine) as target,
-                target.begin() as connection,
-            ):
+            with _migration_engine(engine) as target, target.begin() as connection:
                 if target.dialect.name == "postgresql":
                     # Held until this transaction ends: concurrent starters wait here.
                     lock = text("SELECT pg_advisory_xact_lock(:k)")
@@ -122,7 +118,8 @@ def _migration_engine(engine: Engine) -> Iterator[Engine]:
     * pysqlite opens transactions only before DML, so DDL would commit statement by
       statement and a failed revision would leave half a schema behind. Transactions are
       begun explicitly instead (``BEGIN IMMEDIATE``, SQLAlchemy's documented pysqlite
-      recipe), and SQLite's DDL is transactional.
+      recipe), and SQLite's DDL is transactional. Taking the write lock up front also
+      serialises concurrent starters: each waits (busy timeout) for the one migrating.
     * Batch operations (``render_as_batch``) copy a table, drop the original and rename the
       copy. With foreign keys enforced, that DROP cascades and deletes the child rows (the
       attempts of every delivery), so enforcement is off while migrating and
@@ -149,24 +146,6 @@ def _migration_engine(engine: Engine) -> Iterator[Engine]:
         yield target
     finally:
         target.dispose()
-
-
-@contextmanager
-def _exclusive(engine: Engine) -> Iterator[None]:
-    """For a SQLite file, an exclusive lock on ``<database>.migrate.lock`` (other databases
-    lock in the transaction instead)."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        yield
-        return
-    import fcntl  # POSIX only; imported here so the store still imports elsewhere
-
-    with open(f"{database}.migrate.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def new_revision(message: str) -> None:

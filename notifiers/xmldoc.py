@@ -90,17 +90,20 @@ def to_data(body: bytes | str) -> dict[str, Any] | None:
     root = parse(body)
     if root is None:
         return None
-    name = local_name(root.tag)
-    data: dict[str, Any] = {}
     try:
-        # The root's own key is set last: it wins over a Body child of the same name.
         whole = element_data(root)
     except _TooDeep:
         return None
-    soap_body = child(root, "Body") if name == "Envelope" else None
-    if soap_body is not None:
-        content = element_data(soap_body)  # shallower than the whole: cannot be too deep
-        if isinstance(content, dict):
-            data.update(content)
+    name = local_name(root.tag)
+    data: dict[str, Any] = {}
+    if name == "Envelope" and isinstance(whole, dict):
+        # The Body's data is already in the envelope's: hoist its children (the first Body's,
+        # should a malformed envelope repeat it).
+        soap_body = whole.get("Body")
+        if isinstance(soap_body, list):
+            soap_body = soap_body[0]
+        if isinstance(soap_body, dict):
+            data.update(soap_body)
+    # The root's own key is set last: it wins over a Body child of the same name.
     data[name] = whole
     return data
