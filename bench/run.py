@@ -84,6 +84,7 @@ def bench_end_to_end(messages: int, concurrency: int) -> None:
             redis_prefix=prefix,
         )
         store = Store(settings.database_url, settings.secret_key)
+        store.migrate()  # a Store no longer migrates on open
         store.create_tenant("bench")
         inst = store.install("bench", "CUSTOM", "bench")
         store.create_event(

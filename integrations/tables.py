@@ -100,9 +100,13 @@ class IntegrationEventRow(Base):
         back_populates="event", cascade="all, delete-orphan", lazy="selectin", uselist=False
     )
 
-    # Matching looks events up by (tenant, entity, eventType) through this index, never by a
-    # scan of every event.
-    __table_args__ = (Index("ix_events_match", "tenant_id", "entity", "event_type", "active"),)
+    __table_args__ = (
+        # Matching looks events up by (tenant, entity, eventType) through this index, never by
+        # a scan of every event.
+        Index("ix_events_match", "tenant_id", "entity", "event_type", "active"),
+        # Captured values are shared by the events of one installed integration.
+        Index("ix_events_installed", "installed_id"),
+    )
 
 
 class FilterCriteriaRow(Base):
@@ -128,6 +132,9 @@ class FilterRuleRow(Base):
     key: Mapped[str] = mapped_column(String(256))
     operator: Mapped[str] = mapped_column(String(32))
     value: Mapped[str] = mapped_column(Text)
+
+    # Loading an event's criteria reads its rules in order through this index.
+    __table_args__ = (Index("ix_filter_rules_criteria", "criteria_id", "position"),)
 
 
 class MessageRow(Base):
@@ -178,7 +185,10 @@ class DeliveryRow(Base):
 
     __table_args__ = (
         Index("ix_deliveries_tenant_time", "tenant_id", "created_at"),
+        # Also serves the dead letters (``event_id IS NULL``), newest first.
         Index("ix_deliveries_event_time", "event_id", "created_at"),
+        # A duplicate message's deliveries still to be attempted.
+        Index("ix_deliveries_message", "tenant_id", "message_id"),
     )
 
 
@@ -195,6 +205,9 @@ class AttemptRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     response_excerpt: Mapped[str] = mapped_column(Text, default="")
 
+    # A delivery's attempts, in order: without it every activity read scans every attempt.
+    __table_args__ = (Index("ix_attempts_delivery", "delivery_id", "number"),)
+
 
 class CapturedValueRow(Base):
     """Values captured from a third party's response, per (event, entity): ``extTicketId``..."""
@@ -205,3 +218,21 @@ class CapturedValueRow(Base):
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # The capture lookup filters on the entity (its event is one of several siblings).
+    __table_args__ = (Index("ix_captured_entity", "entity_id"),)
+
+
+#: The id of the one row of :class:`ConfigVersionRow`.
+CONFIG_VERSION_ROW = 1
+
+
+class ConfigVersionRow(Base):
+    """One row: a counter bumped with every change to what matching or delivery sees.
+
+    Workers poll it to invalidate the events they keep compiled in memory.
+    """
+
+    __tablename__ = "config_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)

@@ -69,8 +69,9 @@ def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
-    """The store of this test's settings (a private SQLite file)."""
+    """The store of this test's settings (a private SQLite file), migrated to head."""
     s = Store(settings.database_url, settings.secret_key)
+    s.migrate()
     yield s
     s.close()
 

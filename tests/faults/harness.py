@@ -287,6 +287,7 @@ class Rig:
             )
             self.settings = dataclasses.replace(base, **overrides)
             self.store = Store(self.settings.database_url, self.settings.secret_key)
+            self.store.migrate()  # the release step: workers started below find it at head
             self.client = redis.Redis.from_url(
                 self.redis.url, socket_timeout=5, socket_connect_timeout=2
             )

@@ -111,6 +111,7 @@ def test_store_on_postgresql_when_configured(postgres_url: str) -> None:
     url = postgres_url
     store = Store(url, Fernet.generate_key().decode())
     try:
+        store.migrate()
         tenant = f"pg-{uuid.uuid4().hex[:8]}"
         secret = store.create_tenant(tenant)
         assert store.verify_tenant(tenant, secret)

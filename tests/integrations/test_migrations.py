@@ -16,10 +16,10 @@ from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
 from sqlalchemy import inspect
 
-import integrations.migrate
 from api.cli import main
 from integrations.config import get_settings
 from integrations.migrate import (
+    BASELINE,
     MIGRATIONS,
     VERSION_TABLE,
     alembic_config,
@@ -82,26 +82,40 @@ def test_downgrade_to_nothing_and_back(tmp_path: Path) -> None:
 
 
 def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
-    """Tables made by ``create_all`` (Herald before migrations) and their rows are kept: the
-    database is stamped with the baseline and upgraded from there."""
+    """Tables made by ``create_all`` (Herald before migrations: the baseline's schema) and
+    their rows are kept: the database is stamped with the baseline and upgraded from there."""
     url = _sqlite(tmp_path)
     key = Fernet.generate_key().decode()
     engine = make_engine(url)
     try:
-        Base.metadata.create_all(engine)
-        with engine.begin() as connection:  # a tenant created by the old code
-            connection.exec_driver_sql(
+        with engine.begin() as connection:  # the baseline's tables, without a version table
+            command.upgrade(alembic_config(connection), BASELINE)
+            connection.exec_driver_sql(f"DROP TABLE {VERSION_TABLE}")
+            connection.exec_driver_sql(  # a tenant created by the old code
                 "INSERT INTO tenants (client_id, secret_hash, created_at) "
                 "VALUES ('old', 'x', '2026-01-01 00:00:00')"
             )
+        assert current_revision(engine) is None
     finally:
         engine.dispose()
     store = Store(url, key)
     try:
+        store.migrate()
         assert current_revision(store.engine) == head_revision()
         with store.session() as session:
             assert session.get(TenantRow, "old") is not None
         assert store.create_tenant("new")  # and the adopted schema takes new rows
+    finally:
+        store.close()
+    assert _drift(url) == []
+
+
+def test_opening_a_store_does_not_migrate(tmp_path: Path) -> None:
+    """Every worker pool child opens a store: the schema is a release step, not theirs."""
+    store = Store(_sqlite(tmp_path), Fernet.generate_key().decode())
+    try:
+        assert current_revision(store.engine) is None
+        assert inspect(store.engine).get_table_names() == []
     finally:
         store.close()
 
@@ -114,12 +128,16 @@ def test_concurrent_starters_migrate_once(tmp_path: Path, monkeypatch: pytest.Mo
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
     retries: list[float] = []
-    monkeypatch.setattr(integrations.migrate.time, "sleep", retries.append)
+    monkeypatch.setattr("integrations.migrate.time.sleep", retries.append)
 
     def start() -> None:
         try:
             barrier.wait(timeout=10)
-            Store(url, key).close()
+            store = Store(url, key)
+            try:
+                store.migrate()
+            finally:
+                store.close()
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -159,8 +177,8 @@ REVISION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "scratch"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -175,11 +193,13 @@ def downgrade() -> None:
 
 
 def _with_revision(tmp_path: Path, body: str) -> Path:
-    """A copy of the migrations directory plus revision 0002 whose upgrade runs ``body``."""
+    """A copy of the migrations directory plus one more revision (``scratch``, after head)
+    whose upgrade runs ``body``."""
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     indented = textwrap.indent(textwrap.dedent(body).strip(), "    ")
-    (scripts / "versions" / "0002_scratch.py").write_text(REVISION.format(body=indented))
+    text = REVISION.format(body=indented, head=head_revision())
+    (scripts / "versions" / "9999_scratch.py").write_text(text)
     return scripts
 
 
@@ -228,7 +248,7 @@ def test_a_batch_migration_on_sqlite_keeps_child_rows(tmp_path: Path) -> None:
             """,
         )
         migrate(engine, script_location=scripts)
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "scratch"
     finally:
         engine.dispose()
     assert _count(url, "deliveries") == 1
@@ -247,12 +267,12 @@ def test_a_failing_revision_leaves_the_database_as_it_was(tmp_path: Path) -> Non
             """
             op.create_table("half_done", sa.Column("id", sa.Integer(), primary_key=True))
             op.add_column("tenants", sa.Column("note", sa.Text(), nullable=True))
-            raise RuntimeError("revision 0002 fails halfway")
+            raise RuntimeError("the revision fails halfway")
             """,
         )
         with pytest.raises(RuntimeError, match="fails halfway"):
             migrate(engine, script_location=scripts)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == head_revision()
         tables = set(inspect(engine).get_table_names())
         columns = {c["name"] for c in inspect(engine).get_columns("tenants")}
     finally:

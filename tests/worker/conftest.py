@@ -36,7 +36,10 @@ def sink() -> Iterator[RecordingSink]:
 
 
 @pytest.fixture
-def worker(settings: Settings, tmp_path: Path, redis_client: Any) -> Iterator[WorkerProcess]:
+def worker(
+    settings: Settings, tmp_path: Path, redis_client: Any, store: Store
+) -> Iterator[WorkerProcess]:
+    # ``store`` migrated the database: workers, like pool children in production, do not.
     with WorkerProcess(settings, tmp_path, concurrency=2) as w:
         yield w
 

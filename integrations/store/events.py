@@ -1,0 +1,297 @@
+"""Installed integrations and their integration events, secrets sealed at rest.
+
+Every write that changes what matching or delivery sees bumps the configuration version in
+the same transaction (:func:`~integrations.store.engine.bump_config_version`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from integrations.enums import Entity, EventType
+from integrations.models import (
+    MASK,
+    FilterCriteria,
+    IntegrationEventIn,
+    Notifier,
+    Rule,
+    is_credential_header,
+)
+from integrations.store.engine import StoreBase, bump_config_version, chunks, owned
+from integrations.store.records import InstalledIntegration, StoredEvent, split_secrets
+from integrations.tables import (
+    FilterCriteriaRow,
+    FilterRuleRow,
+    InstalledIntegrationRow,
+    IntegrationEventRow,
+    utcnow,
+)
+
+
+class EventStore(StoreBase):
+    """Installed integrations and integration events."""
+
+    # -- installed integrations ------------------------------------------------------------
+
+    def _open_notifier(self, public: str | None, sealed: str | None) -> Notifier | None:
+        if not public:
+            return None
+        data = json.loads(public)
+        data.update(self._box.open(sealed))
+        return Notifier.model_validate(data)
+
+    def _installed(self, row: InstalledIntegrationRow) -> InstalledIntegration:
+        return InstalledIntegration(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            intg_id=row.intg_id,
+            display_name=row.display_name,
+            base_notifier=self._open_notifier(row.base_notifier, row.base_notifier_secrets),
+            created_at=row.created_at,
+        )
+
+    def install(self, tenant_id: str, intg_id: str, display_name: str) -> InstalledIntegration:
+        """Install an integration for a tenant; its id is ``INTG-<uuid>``."""
+        row = InstalledIntegrationRow(
+            id=f"INTG-{uuid.uuid4()}",
+            tenant_id=tenant_id,
+            intg_id=intg_id,
+            display_name=display_name,
+        )
+        with self.session() as s:
+            s.add(row)
+            s.flush()
+            return self._installed(row)
+
+    def get_installed(self, tenant_id: str, installed_id: str) -> InstalledIntegration | None:
+        """The tenant's installed integration, or ``None`` if unknown or another tenant's."""
+        with self.session() as s:
+            row = owned(s, InstalledIntegrationRow, installed_id, tenant_id)
+            return self._installed(row) if row is not None else None
+
+    def set_base_notifier(
+        self, tenant_id: str, installed_id: str, notifier: Notifier
+    ) -> InstalledIntegration | None:
+        """Store the installed integration's base notifier (secrets sealed)."""
+        public, hidden = split_secrets(notifier)
+        with self.session() as s:
+            row = owned(s, InstalledIntegrationRow, installed_id, tenant_id)
+            if row is None:
+                return None
+            row.base_notifier = json.dumps(public)
+            row.base_notifier_secrets = self._box.seal(hidden)
+            # Events that use the base notifier changed too: bump them so caches refresh.
+            s.execute(
+                update(IntegrationEventRow)
+                .where(IntegrationEventRow.installed_id == installed_id)
+                .values(updated_at=utcnow())
+            )
+            bump_config_version(s)
+            s.flush()
+            return self._installed(row)
+
+    # -- integration events ----------------------------------------------------------------
+
+    def _base_notifiers(self, s: Session, installed_ids: Collection[str]) -> dict[str, Notifier]:
+        """The base notifiers of these installed integrations (those that have one)."""
+        found: dict[str, Notifier] = {}
+        for chunk in chunks(sorted(installed_ids)):
+            rows = s.execute(
+                select(
+                    InstalledIntegrationRow.id,
+                    InstalledIntegrationRow.base_notifier,
+                    InstalledIntegrationRow.base_notifier_secrets,
+                ).where(InstalledIntegrationRow.id.in_(chunk))
+            )
+            for key, public, sealed in rows:
+                if (notifier := self._open_notifier(public, sealed)) is not None:
+                    found[key] = notifier
+        return found
+
+    def _event(self, row: IntegrationEventRow, base_notifier: Notifier | None) -> StoredEvent:
+        config = json.loads(row.config)
+        hidden = self._box.open(row.notifier_secrets)
+        for i, value in hidden.pop("headers", {}).items():
+            config["headers"][int(i)]["value"] = value
+        if config.get("notifier") is not None:
+            config["notifier"].update(hidden)
+        if row.criteria is not None:
+            config["filterCriteria"] = FilterCriteria(
+                id=row.criteria.id,
+                name=row.criteria.name,
+                matchType=row.criteria.match_type,  # type: ignore[arg-type]
+                rules=[
+                    Rule(
+                        id=r.id,
+                        resourceType=r.resource_type,  # type: ignore[arg-type]
+                        key=r.key,
+                        operator=r.operator,  # type: ignore[arg-type]
+                        value=r.value,
+                    )
+                    for r in row.criteria.rules
+                ],
+            )
+        return StoredEvent(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            installed_id=row.installed_id,
+            active=row.active,
+            disabled_reason=row.disabled_reason,
+            spec=IntegrationEventIn.model_validate(config),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            base_notifier=base_notifier,
+        )
+
+    def _event_of(self, s: Session, row: IntegrationEventRow) -> StoredEvent:
+        return self._event(row, self._base_notifiers(s, [row.installed_id]).get(row.installed_id))
+
+    def create_event(
+        self, tenant_id: str, installed_id: str, spec: IntegrationEventIn
+    ) -> StoredEvent:
+        """Store an integration event; filter criteria and each rule get numeric ids."""
+        config = spec.model_dump(mode="json", exclude={"filterCriteria", "notifier"})
+        hidden: dict[str, Any] = {}
+        if spec.notifier is not None:
+            config["notifier"], hidden = split_secrets(spec.notifier)
+        # Header values that are credentials (Authorization, X-Api-Key...) are sealed like
+        # notifier secrets; the stored config keeps a mask in their place.
+        sealed_headers = {
+            str(i): h["value"]
+            for i, h in enumerate(config["headers"])
+            if is_credential_header(h["key"])
+        }
+        for i in sealed_headers:
+            config["headers"][int(i)]["value"] = MASK
+        if sealed_headers:
+            hidden["headers"] = sealed_headers
+        row = IntegrationEventRow(
+            id=f"INTG-EVENT-{uuid.uuid4()}",
+            tenant_id=tenant_id,
+            installed_id=installed_id,
+            name=spec.name,
+            entity=spec.entity.value,
+            event_type=spec.eventType.value,
+            active=True,
+            config=json.dumps(config),
+            notifier_secrets=self._box.seal(hidden),
+        )
+        if spec.filterCriteria is not None:
+            row.criteria = FilterCriteriaRow(
+                name=spec.filterCriteria.name or spec.name,
+                match_type=spec.filterCriteria.matchType.value,
+                rules=[
+                    FilterRuleRow(
+                        position=i,
+                        resource_type=r.resourceType.value if r.resourceType else None,
+                        key=r.key,
+                        operator=r.operator.value,
+                        value=r.value,
+                    )
+                    for i, r in enumerate(spec.filterCriteria.rules)
+                ],
+            )
+        with self.session() as s:
+            s.add(row)
+            bump_config_version(s)
+            s.flush()
+            return self._event_of(s, row)
+
+    def get_event(self, tenant_id: str, event_id: str) -> StoredEvent | None:
+        """The tenant's integration event, or ``None``."""
+        with self.session() as s:
+            row = owned(s, IntegrationEventRow, event_id, tenant_id)
+            return self._event_of(s, row) if row is not None else None
+
+    def load_event(self, event_id: str) -> StoredEvent | None:
+        """An integration event by id, whatever its tenant (for the worker)."""
+        with self.session() as s:
+            row = s.get(IntegrationEventRow, event_id)
+            return self._event_of(s, row) if row is not None else None
+
+    def load_events(self, ids: Collection[str]) -> dict[str, StoredEvent]:
+        """The integration events among ``ids`` that exist, whatever their tenant, by id.
+
+        A fixed number of queries however many: the events, their criteria, their rules and
+        their installed integrations' base notifiers are each read in one ``IN`` (per 500).
+        """
+        rows: list[IntegrationEventRow] = []
+        with self.session() as s:
+            for chunk in chunks(sorted(set(ids))):
+                rows.extend(
+                    s.scalars(
+                        select(IntegrationEventRow)
+                        .where(IntegrationEventRow.id.in_(chunk))
+                        .options(
+                            selectinload(IntegrationEventRow.criteria).selectinload(
+                                FilterCriteriaRow.rules
+                            )
+                        )
+                    )
+                )
+            bases = self._base_notifiers(s, {r.installed_id for r in rows})
+            return {r.id: self._event(r, bases.get(r.installed_id)) for r in rows}
+
+    def list_events(self, tenant_id: str, installed_id: str) -> list[StoredEvent]:
+        """The integration events under one installed integration, oldest first."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(IntegrationEventRow)
+                .where(
+                    IntegrationEventRow.tenant_id == tenant_id,
+                    IntegrationEventRow.installed_id == installed_id,
+                )
+                .order_by(IntegrationEventRow.created_at)
+            ).all()
+            base = self._base_notifiers(s, [installed_id]).get(installed_id)
+            return [self._event(r, base) for r in rows]
+
+    def delete_event(self, tenant_id: str, event_id: str) -> bool:
+        """Delete an integration event; ``False`` if there was none."""
+        with self.session() as s:
+            row = owned(s, IntegrationEventRow, event_id, tenant_id)
+            if row is None:
+                return False
+            s.delete(row)
+            bump_config_version(s)
+            return True
+
+    def set_event_active(
+        self, event_id: str, active: bool, reason: str | None = None
+    ) -> StoredEvent | None:
+        """Activate or deactivate an event; ``reason`` says why Herald disabled it."""
+        with self.session() as s:
+            row = s.get(IntegrationEventRow, event_id)
+            if row is None:
+                return None
+            row.active = active
+            row.disabled_reason = None if active else reason
+            bump_config_version(s)
+            s.flush()
+            return self._event_of(s, row)
+
+    def candidate_keys(
+        self, tenant_id: str, entity: Entity, event_type: EventType
+    ) -> list[tuple[str, datetime]]:
+        """``(id, updated_at)`` of the active events a change may match (served by an index).
+
+        The worker keeps compiled events by these keys, so matching a change costs one
+        indexed query, not a decryption and validation of every candidate.
+        """
+        with self.session() as s:
+            rows = s.execute(
+                select(IntegrationEventRow.id, IntegrationEventRow.updated_at).where(
+                    IntegrationEventRow.tenant_id == tenant_id,
+                    IntegrationEventRow.entity == entity.value,
+                    IntegrationEventRow.event_type == event_type.value,
+                    IntegrationEventRow.active.is_(True),
+                )
+            ).all()
+            return [(r[0], r[1]) for r in rows]

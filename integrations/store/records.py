@@ -1,0 +1,176 @@
+"""What the store hands out and takes in: plain frozen dataclasses, no sessions attached."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum, nonmember
+from typing import Any
+
+from integrations.models import SECRET_FIELDS, IntegrationEventIn, Notifier
+
+
+class DeliveryStatus(StrEnum):
+    """Values of the activity log's ``status``."""
+
+    PENDING = "PENDING"
+    RETRYING = "RETRYING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    #: The statuses a delivery never leaves (but for a replay). ``nonmember`` keeps it a plain
+    #: class attribute, not a fifth status; members are ``str``s, so they are found in it.
+    TERMINAL = nonmember(frozenset({"SUCCESS", "FAILED"}))
+
+
+#: :attr:`DeliveryStatus.TERMINAL`, as members.
+TERMINAL_STATUSES: frozenset[DeliveryStatus] = frozenset(
+    {DeliveryStatus.SUCCESS, DeliveryStatus.FAILED}
+)
+
+
+def delivery_id_for(tenant_id: str, message_id: str, event_id: str) -> str:
+    """The stable id of the delivery of one message to one integration event.
+
+    Derived, not random, so that a message processed twice maps to the same delivery: it is the
+    ``Idempotency-Key`` and ``webhook-id`` a receiver can deduplicate on.
+    """
+    digest = hashlib.sha256(f"{tenant_id}\x00{message_id}\x00{event_id}".encode()).hexdigest()
+    return f"DLV-{digest[:32]}"
+
+
+def split_secrets(notifier: Notifier) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a notifier into its public fields and its secret fields."""
+    data = notifier.model_dump(mode="json", exclude_none=True)
+    hidden = {k: data.pop(k) for k in SECRET_FIELDS if k in data}
+    return data, hidden
+
+
+@dataclass(frozen=True)
+class InstalledIntegration:
+    """An installed integration: the parent of integration events."""
+
+    id: str
+    tenant_id: str
+    intg_id: str
+    display_name: str
+    base_notifier: Notifier | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An integration event as stored, with its secrets opened (never echo ``spec`` as is)."""
+
+    id: str
+    tenant_id: str
+    installed_id: str
+    active: bool
+    disabled_reason: str | None
+    spec: IntegrationEventIn
+    created_at: datetime
+    updated_at: datetime
+    #: The installed integration's base notifier (secrets opened), loaded with the event so a
+    #: worker never reads the installed integration per delivery.
+    base_notifier: Notifier | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt, for the activity log."""
+
+    number: int
+    started_at: datetime
+    duration_ms: float
+    outcome: str
+    http_status: int | None
+    error_class: str | None
+    reason: str
+    response_excerpt: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A row of the activity log."""
+
+    id: str
+    tenant_id: str
+    event_id: str | None
+    installed_id: str | None
+    message_id: str | None
+    entity: str | None
+    event_type: str | None
+    entity_id: str | None
+    status: DeliveryStatus
+    status_message: str
+    error_class: str | None
+    request_url: str | None
+    req_payload: str | None
+    res_payload: str | None
+    http_status: int | None
+    attempts: int
+    attempts_base: int
+    warnings: list[str]
+    captured: dict[str, str]
+    message: str
+    created_at: datetime
+    processed_time: datetime | None
+    next_attempt_at: datetime | None
+    attempt_log: list[Attempt]
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A delivery row to create (a dead letter when ``event_id`` and ``message_id`` are None)."""
+
+    id: str
+    tenant_id: str
+    message: str
+    event_id: str | None = None
+    installed_id: str | None = None
+    message_id: str | None = None
+    entity: str | None = None
+    event_type: str | None = None
+    entity_id: str | None = None
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    status_message: str = ""
+    error_class: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestBatch:
+    """What :meth:`Store.ingest_batch` did."""
+
+    #: ``(tenant_id, message_id)`` of the messages new within the window (or seen before it).
+    fresh: frozenset[tuple[str, str]]
+    #: Ids of the deliveries this batch inserted (not those that existed already).
+    created: frozenset[str]
+    #: Deliveries of duplicate messages still PENDING: an interrupted earlier run left them.
+    redelivered: tuple[Delivery, ...]
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """The outcome of one attempt, as the store records it."""
+
+    delivery_id: str
+    started_at: datetime
+    duration_ms: float
+    #: ``success``, ``retryable`` or ``permanent``.
+    outcome: str
+    status: DeliveryStatus
+    status_message: str
+    http_status: int | None = None
+    error_class: str | None = None
+    request_url: str | None = None
+    req_payload: str | None = None
+    res_payload: str | None = None
+    warnings: tuple[str, ...] = ()
+    captured: Mapping[str, str] | None = None
+    next_attempt_at: datetime | None = None
+    #: Attempts already made before this one (the worker knows it); the batch write records
+    #: the attempt only if the delivery still has this many, so two workers cannot both.
+    previous_attempts: int | None = None
+    #: ``(event_id, entity_id)`` to upsert ``captured`` under, in the same transaction.
+    capture_for: tuple[str, str] | None = None

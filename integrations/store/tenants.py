@@ -1,0 +1,78 @@
+"""Tenants and their API tokens: client secrets and tokens are kept only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from integrations.store.engine import StoreBase
+from integrations.tables import ApiTokenRow, TenantRow, utcnow
+
+_PBKDF2_ROUNDS = 60_000
+
+
+def _hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, _PBKDF2_ROUNDS)
+    return f"pbkdf2_sha256${_PBKDF2_ROUNDS}${salt.hex()}${digest.hex()}"
+
+
+def _verify_secret(secret: str, stored: str) -> bool:
+    try:
+        _, rounds, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    candidate = hashlib.pbkdf2_hmac("sha256", secret.encode(), bytes.fromhex(salt), int(rounds))
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TenantStore(StoreBase):
+    """Tenants (OAuth2 clients) and the bearer tokens issued to them."""
+
+    def create_tenant(self, client_id: str) -> str:
+        """Create a tenant (or rotate its secret) and return the new client secret, shown once."""
+        secret = secrets.token_urlsafe(32)
+        with self.session() as s:
+            row = s.get(TenantRow, client_id)
+            if row is None:
+                s.add(TenantRow(client_id=client_id, secret_hash=_hash_secret(secret)))
+            else:
+                row.secret_hash = _hash_secret(secret)
+        return secret
+
+    def verify_tenant(self, client_id: str, secret: str) -> bool:
+        """Whether ``secret`` is the client secret of ``client_id``."""
+        with self.session() as s:
+            row = s.get(TenantRow, client_id)
+            return row is not None and _verify_secret(secret, row.secret_hash)
+
+    def issue_token(self, client_id: str, ttl: int) -> str:
+        """Issue a bearer token scoped to one tenant; only its hash is kept."""
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.session() as s:
+            s.execute(delete(ApiTokenRow).where(ApiTokenRow.expires_at < now))
+            s.add(
+                ApiTokenRow(
+                    token_hash=_token_hash(token),
+                    client_id=client_id,
+                    expires_at=now + timedelta(seconds=ttl),
+                )
+            )
+        return token
+
+    def tenant_for_token(self, token: str) -> str | None:
+        """The tenant a live bearer token belongs to, or ``None``."""
+        with self.session() as s:
+            row = s.get(ApiTokenRow, _token_hash(token))
+            if row is None or row.expires_at < utcnow():
+                return None
+            return row.client_id
