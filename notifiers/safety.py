@@ -11,6 +11,8 @@ Three layers, all driven by :func:`check_address`:
 * :class:`GuardedTransport` -- the httpx transport every delivery and token request uses. It
   resolves the host itself, checks *every* resolved address and then connects to those very
   addresses, so DNS cannot change between the check and the connection (no DNS rebinding).
+  :class:`notifiers.aio.GuardedConnector` does the same for the async (aiohttp) path, through
+  the same :func:`checked_addresses`.
 
 The connect-time check sits in an httpcore network backend rather than in a URL rewrite: the
 connection pool stays keyed by host name, so TLS verification and SNI use the real name and a
@@ -199,6 +201,29 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(seen)
 
 
+def checked_addresses(
+    host: str, port: int, resolver: Resolver, allowed_networks: Iterable[Network]
+) -> list[str]:
+    """Resolve ``host`` and return its addresses if *every* one passes :func:`check_address`.
+
+    Raises :class:`UnsafeURL` for a refused address, ``httpcore.ConnectError`` when the name
+    does not resolve. Shared by the sync backend and the async connector
+    (:mod:`notifiers.aio`), so both guard the same way.
+    """
+    try:
+        addresses = list(resolver(host, port))
+    except (OSError, UnicodeError) as exc:
+        # DNS failures are often transient: report them as connect errors (retryable).
+        raise httpcore.ConnectError(f"cannot resolve host {host}: {exc}") from None
+    if not addresses:
+        raise httpcore.ConnectError(f"host {host} resolved to no address")
+    for ip in addresses:
+        reason = check_address(ip, allowed_networks)
+        if reason is not None:
+            raise refusal(ip, reason, host)
+    return addresses
+
+
 class GuardedBackend(httpcore.NetworkBackend):
     """An httpcore network backend that resolves, checks, then connects to checked addresses.
 
@@ -219,18 +244,7 @@ class GuardedBackend(httpcore.NetworkBackend):
 
     def checked_addresses(self, host: str, port: int) -> list[str]:
         """Resolve ``host`` and return its addresses, or raise :class:`UnsafeURL`."""
-        try:
-            addresses = list(self._resolve(host, port))
-        except (OSError, UnicodeError) as exc:
-            # DNS failures are often transient: report them as connect errors (retryable).
-            raise httpcore.ConnectError(f"cannot resolve host {host}: {exc}") from None
-        if not addresses:
-            raise httpcore.ConnectError(f"host {host} resolved to no address")
-        for ip in addresses:
-            reason = check_address(ip, self.allowed_networks)
-            if reason is not None:
-                raise refusal(ip, reason, host)
-        return addresses
+        return checked_addresses(host, port, self._resolve, self.allowed_networks)
 
     def connect_tcp(
         self,
@@ -265,7 +279,12 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+#: Sized for many threads sharing one client (a worker child may run 64 or more): every
+#: thread can hold a connection, and that many stay open between batches instead of being
+#: re-established (a TLS handshake each) once the first 20 are pooled.
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=256, max_keepalive_connections=128, keepalive_expiry=15.0
+)
 
 
 class GuardedTransport(httpx.HTTPTransport):

@@ -6,8 +6,7 @@ import pytest
 
 from integrations.models import Header
 from notifiers.capture import MISSING, capture, capture_value, resolve_path, split_path
-from notifiers.sender import Sender
-from tests.notifiers.conftest import outbound
+from tests.notifiers.conftest import Send, outbound
 from tests.support.sinks import RecordingSink, Reply
 
 BODY: dict[str, Any] = {
@@ -69,7 +68,7 @@ def test_non_json_body() -> None:
     assert split_path("a[0].b..c") == ["a", "0", "b", "c"]
 
 
-def test_round_trip_against_a_sink(sender: Sender, sink: RecordingSink) -> None:
+def test_round_trip_against_a_sink(send: Send, sink: RecordingSink) -> None:
     sink.reply(
         Reply.json(
             {"id": "T-1", "result": {"url": "https://t.example/T-1"}},
@@ -77,7 +76,7 @@ def test_round_trip_against_a_sink(sender: Sender, sink: RecordingSink) -> None:
             Location="/tickets/T-1",
         )
     )
-    response = sender.send(outbound(f"{sink.url}/tickets"))
+    response = send(outbound(f"{sink.url}/tickets"))
     assert response.http_status == 201
     assert response.capture(
         [
@@ -93,12 +92,10 @@ def test_round_trip_against_a_sink(sender: Sender, sink: RecordingSink) -> None:
     ["<a>" * 5000 + "</a>" * 5000, "[" * 100_000 + "]" * 100_000],
     ids=["xml", "json"],
 )
-def test_a_hostile_2xx_body_is_still_a_success(
-    sender: Sender, sink: RecordingSink, body: str
-) -> None:
+def test_a_hostile_2xx_body_is_still_a_success(send: Send, sink: RecordingSink, body: str) -> None:
     """The endpoint accepted the request; a body nested too deep to decode means nothing to
     capture, never a failed (and then repeated) delivery."""
     sink.reply(Reply(status=200, body=body))
-    response = sender.send(outbound(f"{sink.url}/tickets"))
+    response = send(outbound(f"{sink.url}/tickets"))
     assert response.http_status == 200 and response.json_body is None
     assert response.capture([Header(key="id", value="$a.id")]) == {}

@@ -15,8 +15,7 @@ from integrations.errors import (
 )
 from integrations.models import Header, Notifier
 from notifiers.auth import jwt_expiry
-from notifiers.sender import Sender
-from tests.notifiers.conftest import outbound
+from tests.notifiers.conftest import Send, outbound
 from tests.support.sinks import RecordedRequest, RecordingSink, Reply
 
 
@@ -59,11 +58,11 @@ def jwt_notifier(sink: RecordingSink, **extra: object) -> Notifier:
     return Notifier(**fields)  # type: ignore[arg-type]
 
 
-def test_jwt_flow_and_cache(sender: Sender, sink: RecordingSink) -> None:
+def test_jwt_flow_and_cache(send: Send, sink: RecordingSink) -> None:
     endpoint = JwtEndpoint()
     sink.respond_with(endpoint)
     for _ in range(3):
-        assert sender.send(outbound(f"{sink.url}/tickets", jwt_notifier(sink))).http_status == 200
+        assert send(outbound(f"{sink.url}/tickets", jwt_notifier(sink))).http_status == 200
     paths = [r.path for r in sink.requests]
     assert paths == ["/auth", "/tickets", "/tickets", "/tickets"]
     token_request = sink.requests[0]
@@ -72,48 +71,48 @@ def test_jwt_flow_and_cache(sender: Sender, sink: RecordingSink) -> None:
     assert sink.requests[1].header("X-Auth") == f"Token {endpoint.issued[0]}"
 
 
-def test_default_header_is_bearer(sender: Sender, sink: RecordingSink) -> None:
+def test_default_header_is_bearer(send: Send, sink: RecordingSink) -> None:
     sink.respond_with(JwtEndpoint())
     notifier = jwt_notifier(sink, resourceAuthHeaders=[])
-    response = sender.send(outbound(f"{sink.url}/tickets", notifier))
+    response = send(outbound(f"{sink.url}/tickets", notifier))
     assert response.request_headers["authorization"] == "***"
 
 
-def test_expired_jwt_is_renewed_from_its_exp_claim(sender: Sender, sink: RecordingSink) -> None:
+def test_expired_jwt_is_renewed_from_its_exp_claim(send: Send, sink: RecordingSink) -> None:
     endpoint = JwtEndpoint(lifetime=-1)  # already expired: never cached
     sink.respond_with(endpoint)
-    sender.send(outbound(f"{sink.url}/t", jwt_notifier(sink)))
-    sender.send(outbound(f"{sink.url}/t", jwt_notifier(sink)))
+    send(outbound(f"{sink.url}/t", jwt_notifier(sink)))
+    send(outbound(f"{sink.url}/t", jwt_notifier(sink)))
     assert len(endpoint.issued) == 2
 
 
-def test_401_renews_the_jwt(sender: Sender, sink: RecordingSink) -> None:
+def test_401_renews_the_jwt(send: Send, sink: RecordingSink) -> None:
     endpoint = JwtEndpoint()
     sink.respond_with(endpoint)
-    sender.send(outbound(f"{sink.url}/t", jwt_notifier(sink)))
+    send(outbound(f"{sink.url}/t", jwt_notifier(sink)))
     endpoint.issued.append("revoked-all-earlier")  # server now only accepts a newer token
-    assert sender.send(outbound(f"{sink.url}/t", jwt_notifier(sink))).http_status == 200
+    assert send(outbound(f"{sink.url}/t", jwt_notifier(sink))).http_status == 200
     assert [r.path for r in sink.requests] == ["/auth", "/t", "/t", "/auth", "/t"]
 
 
-def test_jwt_errors(sender: Sender, sink: RecordingSink) -> None:
+def test_jwt_errors(send: Send, sink: RecordingSink) -> None:
     with pytest.raises(NotifierMisconfigured, match=r"notifier\.tokenURL is required for JWT"):
-        sender.send(outbound(sink.url, Notifier(authType="JWT")))
+        send(outbound(sink.url, Notifier(authType="JWT")))
     sink.reply(Reply.json({"data": {}}))
     with pytest.raises(AuthenticationFailed, match=r"without a token at data\.accessToken"):
-        sender.send(outbound(sink.url, jwt_notifier(sink)))
+        send(outbound(sink.url, jwt_notifier(sink)))
     sink.reply(Reply(503))
     with pytest.raises(TokenEndpointUnavailable):
-        sender.send(outbound(sink.url, jwt_notifier(sink)))
+        send(outbound(sink.url, jwt_notifier(sink)))
     sink.reply(Reply(403, body="denied"))
     with pytest.raises(AuthenticationFailed, match="HTTP 403"):
-        sender.send(outbound(sink.url, jwt_notifier(sink)))
+        send(outbound(sink.url, jwt_notifier(sink)))
 
 
-def test_plain_text_token_without_path(sender: Sender, sink: RecordingSink) -> None:
+def test_plain_text_token_without_path(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply(200, body="opaque-token-123\n"), Reply(200))
     notifier = jwt_notifier(sink, tokensPath=None, tokenPayload="user=svc&pw=x")
-    sender.send(outbound(f"{sink.url}/t", notifier))
+    send(outbound(f"{sink.url}/t", notifier))
     auth, resource = sink.requests
     assert auth.header("Content-Type") == "application/x-www-form-urlencoded"
     assert resource.header("X-Auth") == "Token opaque-token-123"

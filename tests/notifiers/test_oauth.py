@@ -23,7 +23,7 @@ from integrations.models import IntegrationEventIn, Notifier
 from notifiers.auth import CachedToken, OAuth2Config, effective_grant, token_from_response
 from notifiers.sender import Sender
 from notifiers.urls import resolve_url
-from tests.notifiers.conftest import outbound
+from tests.notifiers.conftest import Send, SendPath, outbound
 from tests.support.oauth_server import OAuthServer
 from tests.support.sinks import RecordingSink, Reply
 
@@ -51,9 +51,9 @@ def oauth_notifier(server: OAuthServer, grant: str | None, **overrides: Any) -> 
     ],
 )
 def test_each_grant(
-    sender: Sender, oauth: OAuthServer, grant: str, wire_grant: str, user: str | None
+    send: Send, oauth: OAuthServer, grant: str, wire_grant: str, user: str | None
 ) -> None:
-    response = sender.send(outbound(oauth.resource_url, oauth_notifier(oauth, grant)))
+    response = send(outbound(oauth.resource_url, oauth_notifier(oauth, grant)))
     assert response.json_body == {"id": "T-1", "result": {"url": f"{oauth.url}/tickets/T-1"}}
     assert oauth.token_requests == {wire_grant: 1}
     [seen] = oauth.resource_requests
@@ -63,7 +63,7 @@ def test_each_grant(
 
 
 def test_one_token_request_for_many_concurrent_deliveries(
-    settings: Settings, redis_client: redis.Redis, oauth: OAuthServer
+    settings: Settings, redis_client: redis.Redis, oauth: OAuthServer, path: SendPath
 ) -> None:
     # Four "worker processes" (separate Senders, one Redis) delivering 20 events at once.
     senders = [Sender(settings, redis_client) for _ in range(4)]
@@ -72,7 +72,7 @@ def test_one_token_request_for_many_concurrent_deliveries(
 
     def deliver(i: int) -> int:
         barrier.wait()
-        return senders[i % 4].send(outbound(oauth.resource_url, notifier)).http_status
+        return path(senders[i % 4], outbound(oauth.resource_url, notifier)).http_status
 
     try:
         with ThreadPoolExecutor(max_workers=20) as pool:
@@ -85,54 +85,52 @@ def test_one_token_request_for_many_concurrent_deliveries(
     assert len(oauth.resource_requests) == 20
 
 
-def test_in_process_cache_without_redis(settings: Settings, oauth: OAuthServer) -> None:
+def test_in_process_cache_without_redis(
+    settings: Settings, oauth: OAuthServer, path: SendPath
+) -> None:
     with Sender(settings) as sender:
         for _ in range(5):
-            sender.send(outbound(oauth.resource_url, oauth_notifier(oauth, "PASSWORD")))
+            path(sender, outbound(oauth.resource_url, oauth_notifier(oauth, "PASSWORD")))
     assert oauth.token_requests == {"password": 1}
 
 
-def test_renewal_before_expiry(sender: Sender, oauth: OAuthServer) -> None:
+def test_renewal_before_expiry(send: Send, oauth: OAuthServer) -> None:
     oauth.expires_in = 2
     notifier = oauth_notifier(oauth, "CLIENT_CREDENTIALS")
-    sender.send(outbound(oauth.resource_url, notifier))
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     assert oauth.total_token_requests == 1
     time.sleep(2.0)  # past the renewal point (expiry minus 10 %)
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     assert oauth.token_requests == {"client_credentials": 2}
     assert len(oauth.resource_requests) == 3  # never a 401 on the way
 
 
-def test_refresh_token_grant_renews_with_the_refresh_token(
-    sender: Sender, oauth: OAuthServer
-) -> None:
+def test_refresh_token_grant_renews_with_the_refresh_token(send: Send, oauth: OAuthServer) -> None:
     oauth.expires_in = 2
     notifier = oauth_notifier(oauth, "REFRESH_TOKEN")
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     time.sleep(2.0)
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     assert oauth.token_requests == {"password": 1, "refresh_token": 1}
     assert len(oauth.resource_requests) == 2
 
 
-def test_rejected_refresh_token_falls_back_to_password_once(
-    sender: Sender, oauth: OAuthServer
-) -> None:
+def test_rejected_refresh_token_falls_back_to_password_once(send: Send, oauth: OAuthServer) -> None:
     notifier = oauth_notifier(oauth, "REFRESH_TOKEN")
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     oauth.revoke()  # the access token: the endpoint answers 401
     oauth.revoke_refresh_tokens()  # and the refresh token: invalid_grant
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     assert oauth.token_requests == {"password": 2, "refresh_token": 1}
     assert len(oauth.resource_requests) == 2
 
 
-def test_recovery_after_401(sender: Sender, oauth: OAuthServer) -> None:
+def test_recovery_after_401(send: Send, oauth: OAuthServer) -> None:
     notifier = oauth_notifier(oauth, "PASSWORD")
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     oauth.revoke()  # server-side: the cached token is now refused with 401
-    response = sender.send(outbound(oauth.resource_url, notifier))
+    response = send(outbound(oauth.resource_url, notifier))
     assert response.http_status == 200
     assert oauth.token_requests == {"password": 2}
     first, second = (r["headers"]["Authorization"] for r in oauth.resource_requests)
@@ -140,11 +138,11 @@ def test_recovery_after_401(sender: Sender, oauth: OAuthServer) -> None:
 
 
 def test_persistent_401_fails_after_one_renewal(
-    sender: Sender, oauth: OAuthServer, sink: RecordingSink
+    send: Send, oauth: OAuthServer, sink: RecordingSink
 ) -> None:
     sink.respond_with(Reply(401, [("WWW-Authenticate", 'Bearer error="invalid_token"')]))
     with pytest.raises(PermanentError) as info:
-        sender.send(outbound(sink.url, oauth_notifier(oauth, "CLIENT_CREDENTIALS")))
+        send(outbound(sink.url, oauth_notifier(oauth, "CLIENT_CREDENTIALS")))
     assert info.value.error_class == "http_401"
     assert "freshly obtained token" in info.value.reason
     assert sink.count == 2
@@ -153,62 +151,60 @@ def test_persistent_401_fails_after_one_renewal(
     assert len(tokens) == 2
 
 
-def test_invalid_client(sender: Sender, oauth: OAuthServer) -> None:
+def test_invalid_client(send: Send, oauth: OAuthServer) -> None:
     notifier = oauth_notifier(oauth, "CLIENT_CREDENTIALS", apiSecret="wrong")
     with pytest.raises(AuthenticationFailed) as info:
-        sender.send(outbound(oauth.resource_url, notifier))
+        send(outbound(oauth.resource_url, notifier))
     assert "refused the credentials: invalid_client" in info.value.reason
     assert "wrong" not in info.value.reason
     assert not oauth.resource_requests
 
 
-def test_invalid_user(sender: Sender, oauth: OAuthServer) -> None:
+def test_invalid_user(send: Send, oauth: OAuthServer) -> None:
     notifier = oauth_notifier(oauth, "PASSWORD", password="not-alice")
     with pytest.raises(AuthenticationFailed) as info:
-        sender.send(outbound(oauth.resource_url, notifier))
+        send(outbound(oauth.resource_url, notifier))
     assert "invalid_request" in info.value.reason or "invalid_grant" in info.value.reason
 
 
-def test_unauthorized_client(sender: Sender, oauth: OAuthServer) -> None:
+def test_unauthorized_client(send: Send, oauth: OAuthServer) -> None:
     oauth.add_client("cc-only", "pw-cc", grants=("client_credentials",))
     notifier = oauth_notifier(oauth, "PASSWORD", apiKey="cc-only", apiSecret="pw-cc")
     with pytest.raises(AuthenticationFailed, match="unauthorized_client"):
-        sender.send(outbound(oauth.resource_url, notifier))
+        send(outbound(oauth.resource_url, notifier))
 
 
-def test_client_secret_post_only_server(sender: Sender, oauth: OAuthServer) -> None:
+def test_client_secret_post_only_server(send: Send, oauth: OAuthServer) -> None:
     oauth.add_client("post-only", "pw-post", auth_methods=("client_secret_post",))
     notifier = oauth_notifier(oauth, "CLIENT_CREDENTIALS", apiKey="post-only", apiSecret="pw-post")
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     assert oauth.total_token_requests == 2  # basic refused, then post
     oauth.revoke()
-    sender.send(outbound(oauth.resource_url, notifier))
+    send(outbound(oauth.resource_url, notifier))
     assert oauth.total_token_requests == 3  # the working method is remembered
 
 
-def test_public_client_password_grant(sender: Sender, oauth: OAuthServer) -> None:
+def test_public_client_password_grant(send: Send, oauth: OAuthServer) -> None:
     oauth.add_client("public", None, auth_methods=("none",))
     notifier = oauth_notifier(oauth, "PASSWORD", apiKey="public", apiSecret=None)
-    assert sender.send(outbound(oauth.resource_url, notifier)).http_status == 200
+    assert send(outbound(oauth.resource_url, notifier)).http_status == 200
 
 
-def test_token_endpoint_down(sender: Sender, oauth: OAuthServer) -> None:
+def test_token_endpoint_down(send: Send, oauth: OAuthServer) -> None:
     oauth.down = True
     with pytest.raises(TokenEndpointUnavailable) as info:
-        sender.send(outbound(oauth.resource_url, oauth_notifier(oauth, "CLIENT_CREDENTIALS")))
+        send(outbound(oauth.resource_url, oauth_notifier(oauth, "CLIENT_CREDENTIALS")))
     assert info.value.http_status == 503
     assert info.value.retry_after == 7
     assert not oauth.resource_requests
     oauth.down = False
     assert (
-        sender.send(
-            outbound(oauth.resource_url, oauth_notifier(oauth, "CLIENT_CREDENTIALS"))
-        ).http_status
+        send(outbound(oauth.resource_url, oauth_notifier(oauth, "CLIENT_CREDENTIALS"))).http_status
         == 200
     )
 
 
-def test_token_endpoint_unreachable(sender: Sender, sink: RecordingSink) -> None:
+def test_token_endpoint_unreachable(send: Send, sink: RecordingSink) -> None:
     sink.stop()  # nothing listens there any more
     notifier = Notifier(
         authType="OAUTH2",
@@ -218,7 +214,7 @@ def test_token_endpoint_unreachable(sender: Sender, sink: RecordingSink) -> None
         apiSecret="b",
     )
     with pytest.raises(TokenEndpointUnavailable, match="unreachable"):
-        sender.send(outbound(sink.url, notifier))
+        send(outbound(sink.url, notifier))
 
 
 @pytest.mark.parametrize(
@@ -239,7 +235,7 @@ def test_token_endpoint_unreachable(sender: Sender, sink: RecordingSink) -> None
     ],
 )
 def test_odd_token_endpoints(
-    sender: Sender, sink: RecordingSink, reply: Reply, kind: type[Exception], needle: str
+    send: Send, sink: RecordingSink, reply: Reply, kind: type[Exception], needle: str
 ) -> None:
     sink.reply(reply)
     notifier = Notifier(
@@ -251,7 +247,7 @@ def test_odd_token_endpoints(
         password="p",
     )
     with pytest.raises(kind) as info:
-        sender.send(outbound(f"{sink.url}/resource", notifier))
+        send(outbound(f"{sink.url}/resource", notifier))
     assert needle in str(info.value)
     assert [r.path for r in sink.requests] == ["/token"]
 
@@ -354,14 +350,14 @@ def test_seed_sample_fails_permanently_without_any_connection(settings: Settings
 
 
 def test_cache_keys_hold_no_secret_and_tokens_are_not_logged(
-    sender: Sender,
+    send: Send,
     oauth: OAuthServer,
     redis_client: redis.Redis,
     redis_prefix: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    sender.send(outbound(oauth.resource_url, oauth_notifier(oauth, "REFRESH_TOKEN")))
+    send(outbound(oauth.resource_url, oauth_notifier(oauth, "REFRESH_TOKEN")))
     keys = sorted(k.decode() for k in redis_client.scan_iter(match=f"{redis_prefix}:oauth:*"))
     assert len(keys) == 2 and keys[1] == keys[0] + ":refresh"
     for key in keys:
@@ -381,10 +377,10 @@ def test_cache_keys_hold_no_secret_and_tokens_are_not_logged(
         assert secret not in client_side
 
 
-def test_different_secrets_never_share_a_token(sender: Sender, oauth: OAuthServer) -> None:
-    sender.send(outbound(oauth.resource_url, oauth_notifier(oauth, "CLIENT_CREDENTIALS")))
+def test_different_secrets_never_share_a_token(send: Send, oauth: OAuthServer) -> None:
+    send(outbound(oauth.resource_url, oauth_notifier(oauth, "CLIENT_CREDENTIALS")))
     with pytest.raises(AuthenticationFailed):
-        sender.send(
+        send(
             outbound(
                 oauth.resource_url, oauth_notifier(oauth, "CLIENT_CREDENTIALS", apiSecret="guess")
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import socket
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from integrations.config import Settings
 from integrations.errors import PermanentError, UnsafeURL
+from notifiers.aio import GuardedAiohttpTransport
 from notifiers.safety import (
     GuardedBackend,
     check_address,
@@ -20,7 +22,7 @@ from notifiers.safety import (
     literal_address,
 )
 from notifiers.sender import Sender
-from tests.notifiers.conftest import outbound
+from tests.notifiers.conftest import SendPath, outbound
 from tests.support.sinks import RecordingSink, Reply
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -181,10 +183,10 @@ SSRF_HOSTS = [
 
 @pytest.mark.parametrize("host", SSRF_HOSTS)
 def test_loopback_forms_are_refused_before_connecting(
-    guarded_settings: Settings, sink: RecordingSink, host: str
+    guarded_settings: Settings, sink: RecordingSink, host: str, path: SendPath
 ) -> None:
     with Sender(guarded_settings) as sender, pytest.raises(UnsafeURL) as info:
-        sender.send(outbound(f"http://{host}:{sink.port}/hook"))
+        path(sender, outbound(f"http://{host}:{sink.port}/hook"))
     reason = info.value.reason
     assert reason.startswith("refused to connect to ")
     assert "HERALD_ALLOWED_NETWORKS" in reason
@@ -192,24 +194,26 @@ def test_loopback_forms_are_refused_before_connecting(
     assert sink.count == 0
 
 
-def test_localhost_refusal_message(guarded_settings: Settings, sink: RecordingSink) -> None:
+def test_localhost_refusal_message(
+    guarded_settings: Settings, sink: RecordingSink, path: SendPath
+) -> None:
     with Sender(guarded_settings) as sender, pytest.raises(UnsafeURL) as info:
-        sender.send(outbound(f"http://localhost:{sink.port}/"))
+        path(sender, outbound(f"http://localhost:{sink.port}/"))
     assert info.value.reason == (
         "refused to connect to 127.0.0.1 (loopback) for host localhost; "
         "allow it with HERALD_ALLOWED_NETWORKS"
     )
 
 
-def test_ipv6_loopback_refused_then_allowed(guarded_settings: Settings) -> None:
+def test_ipv6_loopback_refused_then_allowed(guarded_settings: Settings, path: SendPath) -> None:
     with RecordingSink(host="::1") as sink6:
         with Sender(guarded_settings) as sender, pytest.raises(UnsafeURL) as info:
-            sender.send(outbound(f"{sink6.url}/hook"))
+            path(sender, outbound(f"{sink6.url}/hook"))
         assert "::1 (loopback)" in info.value.reason
         assert sink6.count == 0
         opened = dataclasses.replace(guarded_settings, allowed_networks=LOOPBACK)
         with Sender(opened) as sender:
-            assert sender.send(outbound(f"{sink6.url}/hook")).http_status == 200
+            assert path(sender, outbound(f"{sink6.url}/hook")).http_status == 200
         assert sink6.count == 1
 
 
@@ -217,36 +221,41 @@ def test_ipv6_loopback_refused_then_allowed(guarded_settings: Settings) -> None:
     "host", ["localhost", "127.1", "[::ffff:127.0.0.1]", "2130706433", "0x7f000001"]
 )
 def test_loopback_forms_succeed_when_allowed(
-    settings: Settings, sink: RecordingSink, host: str
+    settings: Settings, sink: RecordingSink, host: str, path: SendPath
 ) -> None:
     assert settings.allowed_networks  # the shared fixture opens loopback
     with Sender(settings) as sender:
-        response = sender.send(outbound(f"http://{host}:{sink.port}/hook"))
+        response = path(sender, outbound(f"http://{host}:{sink.port}/hook"))
     assert response.http_status == 200
     assert sink.count == 1
 
 
-def test_unspecified_needs_its_own_allowance(settings: Settings, sink: RecordingSink) -> None:
+def test_unspecified_needs_its_own_allowance(
+    settings: Settings, sink: RecordingSink, path: SendPath
+) -> None:
     # Allowing loopback does not allow 0.0.0.0, even though Linux routes it to loopback.
     with Sender(settings) as sender, pytest.raises(UnsafeURL):
-        sender.send(outbound(f"http://0.0.0.0:{sink.port}/"))
+        path(sender, outbound(f"http://0.0.0.0:{sink.port}/"))
     assert sink.count == 0
 
 
-def test_redirect_to_loopback_is_not_followed(settings: Settings) -> None:
+def test_redirect_to_loopback_is_not_followed(settings: Settings, path: SendPath) -> None:
     with RecordingSink() as first, RecordingSink() as second:
         first.reply(Reply.redirect(f"{second.url}/elsewhere"))
         with Sender(settings) as sender, pytest.raises(PermanentError) as info:
-            sender.send(outbound(f"{first.url}/hook"))
+            path(sender, outbound(f"{first.url}/hook"))
         assert info.value.error_class == "http_302"
         assert f"redirect to {second.url}/elsewhere not followed" in info.value.reason
         assert first.count == 1
         assert second.count == 0
 
 
-def test_token_endpoint_is_guarded_too(guarded_settings: Settings, sink: RecordingSink) -> None:
+def test_token_endpoint_is_guarded_too(
+    guarded_settings: Settings, sink: RecordingSink, path: SendPath
+) -> None:
     with Sender(guarded_settings) as sender, pytest.raises(UnsafeURL):
-        sender.send(
+        path(
+            sender,
             outbound(
                 f"{sink.url}/never-reached",
                 authType="OAUTH2",
@@ -254,7 +263,7 @@ def test_token_endpoint_is_guarded_too(guarded_settings: Settings, sink: Recordi
                 accessTokenURL=f"http://127.0.0.1:{sink.port}/token",
                 apiKey="id",
                 apiSecret="secret",
-            )
+            ),
         )
     assert sink.count == 0
 
@@ -290,3 +299,39 @@ def test_mapped_and_nat64_forms_decide_like_ipv4(ip: ipaddress.IPv4Address) -> N
 def test_every_address_of_a_blocked_range_is_refused(ip: ipaddress.IPv4Address) -> None:
     assert check_address(ip, ()) is not None
     assert check_address(ip, (ipaddress.ip_network(f"{ip}/32"),)) is None
+
+
+def _async_send(settings: Settings, transport: GuardedAiohttpTransport, url: str) -> int:
+    async def go() -> int:
+        sender = Sender(settings, async_transport=transport)
+        try:
+            return (await sender.send_async(outbound(url))).http_status
+        finally:
+            await sender.aclose()
+            sender.close()
+
+    return asyncio.run(go())
+
+
+def test_async_connector_checks_every_resolved_address(guarded_settings: Settings) -> None:
+    transport = GuardedAiohttpTransport(
+        (), resolver=lambda host, port: ["93.184.216.34", "10.0.0.7"]
+    )
+    with pytest.raises(UnsafeURL) as info:
+        _async_send(guarded_settings, transport, "http://rebind.example/hook")
+    assert "10.0.0.7 (private) for host rebind.example" in info.value.reason
+
+
+def test_async_connector_connects_to_the_checked_address(
+    settings: Settings, sink: RecordingSink
+) -> None:
+    calls: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        calls.append(host)
+        return ["127.0.0.1"]
+
+    transport = GuardedAiohttpTransport(LOOPBACK, resolver=resolver)
+    assert _async_send(settings, transport, f"http://anything.invalid:{sink.port}/") == 200
+    assert calls == ["anything.invalid"]
+    assert sink.requests[0].header("Host") == f"anything.invalid:{sink.port}"

@@ -1,7 +1,11 @@
-"""Sender against a real loopback sink: methods, bodies, headers, BASIC auth, outcomes."""
+"""Sender against a real loopback sink: methods, bodies, headers, BASIC auth, outcomes.
+
+Every test that sends runs through both paths (``send`` and ``send_async``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import socket
@@ -20,13 +24,13 @@ from notifiers.sender import (
     redact_headers,
 )
 from notifiers.signing import verify
-from tests.notifiers.conftest import outbound
+from tests.notifiers.conftest import Send, SendPath, outbound
 from tests.support.sinks import RecordingSink, Reply
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "GET", "DELETE"])
-def test_every_method_with_a_body(sender: Sender, sink: RecordingSink, method: str) -> None:
-    response = sender.send(outbound(f"{sink.url}/hook?x=1", method=method, body='{"a": 1}'))
+def test_every_method_with_a_body(send: Send, sink: RecordingSink, method: str) -> None:
+    response = send(outbound(f"{sink.url}/hook?x=1", method=method, body='{"a": 1}'))
     assert response.http_status == 200
     [req] = sink.requests
     assert (req.method, req.path, req.body) == (method, "/hook?x=1", b'{"a": 1}')
@@ -35,9 +39,9 @@ def test_every_method_with_a_body(sender: Sender, sink: RecordingSink, method: s
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_get_and_delete_without_body_send_none(
-    sender: Sender, sink: RecordingSink, method: str
+    send: Send, sink: RecordingSink, method: str
 ) -> None:
-    sender.send(outbound(sink.url, method=method, body=""))
+    send(outbound(sink.url, method=method, body=""))
     [req] = sink.requests
     assert req.body == b""
     assert "content-length" not in req.header_names
@@ -45,8 +49,8 @@ def test_get_and_delete_without_body_send_none(
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
-def test_empty_body_is_an_empty_entity(sender: Sender, sink: RecordingSink, method: str) -> None:
-    sender.send(outbound(sink.url, method=method, body=""))
+def test_empty_body_is_an_empty_entity(send: Send, sink: RecordingSink, method: str) -> None:
+    send(outbound(sink.url, method=method, body=""))
     [req] = sink.requests
     assert req.header("Content-Length") == "0"
     assert "content-type" not in req.header_names
@@ -65,10 +69,10 @@ def test_empty_body_is_an_empty_entity(sender: Sender, sink: RecordingSink, meth
     ],
 )
 def test_content_type(
-    sender: Sender, sink: RecordingSink, body: str, declared: str | None, expected: str
+    send: Send, sink: RecordingSink, body: str, declared: str | None, expected: str
 ) -> None:
     headers = [("content-type", declared)] if declared else []
-    sender.send(outbound(sink.url, body=body, headers=headers))
+    send(outbound(sink.url, body=body, headers=headers))
     [req] = sink.requests
     assert req.header("Content-Type") == expected
     assert [k.lower() for k, _ in req.headers].count("content-type") == 1
@@ -86,8 +90,8 @@ def test_content_type_for_soap_is_pure() -> None:
     assert content_type_for(NotifierType.REST_API, "", None) is None
 
 
-def test_headers(sender: Sender, sink: RecordingSink) -> None:
-    sender.send(
+def test_headers(send: Send, sink: RecordingSink) -> None:
+    send(
         outbound(
             sink.url,
             delivery_id="dlv-42",
@@ -112,13 +116,13 @@ def test_headers(sender: Sender, sink: RecordingSink) -> None:
     assert "cookie" not in req.header_names
 
 
-def test_event_may_override_user_agent(sender: Sender, sink: RecordingSink) -> None:
-    sender.send(outbound(sink.url, headers=[("User-Agent", "Custom/1")]))
+def test_event_may_override_user_agent(send: Send, sink: RecordingSink) -> None:
+    send(outbound(sink.url, headers=[("User-Agent", "Custom/1")]))
     assert sink.requests[0].header("User-Agent") == "Custom/1"
 
 
-def test_basic_auth_and_redaction(sender: Sender, sink: RecordingSink) -> None:
-    response = sender.send(
+def test_basic_auth_and_redaction(send: Send, sink: RecordingSink) -> None:
+    response = send(
         outbound(
             sink.url,
             authType="BASIC",
@@ -138,14 +142,14 @@ def test_basic_auth_and_redaction(sender: Sender, sink: RecordingSink) -> None:
     assert "pa:ss" not in repr(response)
 
 
-def test_event_authorization_is_kept_without_auth_type(sender: Sender, sink: RecordingSink) -> None:
-    response = sender.send(outbound(sink.url, headers=[("Authorization", "Token static-abc")]))
+def test_event_authorization_is_kept_without_auth_type(send: Send, sink: RecordingSink) -> None:
+    response = send(outbound(sink.url, headers=[("Authorization", "Token static-abc")]))
     assert sink.requests[0].header("Authorization") == "Token static-abc"
     assert response.request_headers["authorization"] == "***"
 
 
-def test_auth_type_overrides_event_authorization(sender: Sender, sink: RecordingSink) -> None:
-    sender.send(
+def test_auth_type_overrides_event_authorization(send: Send, sink: RecordingSink) -> None:
+    send(
         outbound(
             sink.url,
             authType="BASIC",
@@ -165,27 +169,27 @@ def test_auth_type_overrides_event_authorization(sender: Sender, sink: Recording
     [({"password": "p"}, "notifier.userName"), ({"userName": "u"}, "notifier.password")],
 )
 def test_basic_auth_misconfigured(
-    sender: Sender, sink: RecordingSink, fields: dict[str, str], missing: str
+    send: Send, sink: RecordingSink, fields: dict[str, str], missing: str
 ) -> None:
     with pytest.raises(NotifierMisconfigured) as info:
-        sender.send(outbound(sink.url, authType="BASIC", **fields))
+        send(outbound(sink.url, authType="BASIC", **fields))
     assert info.value.reason == f"{missing} is required for BASIC"
     assert sink.count == 0
 
 
-def test_signing(sender: Sender, sink: RecordingSink) -> None:
+def test_signing(send: Send, sink: RecordingSink) -> None:
     secret = "whsec_" + base64.b64encode(b"k" * 24).decode()
     notifier = Notifier(signingSecret=secret)
     for _ in range(2):  # a retry of the same delivery keeps its webhook-id
-        sender.send(outbound(sink.url, notifier, delivery_id="dlv-7", body='{"n": 1}'))
+        send(outbound(sink.url, notifier, delivery_id="dlv-7", body='{"n": 1}'))
     for req in sink.requests:
         assert req.header("webhook-id") == "dlv-7"
         verify(secret, dict(req.headers), req.body)
 
 
-def test_success_response(sender: Sender, sink: RecordingSink) -> None:
+def test_success_response(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply.json({"id": "T-9"}, status=201, X_Trace="abc"))
-    response = sender.send(outbound(sink.url))
+    response = send(outbound(sink.url))
     assert response.http_status == 201
     assert response.json_body == {"id": "T-9"}
     assert response.headers["x-trace"] == "abc"
@@ -193,76 +197,76 @@ def test_success_response(sender: Sender, sink: RecordingSink) -> None:
     assert response.duration_ms > 0
 
 
-def test_non_json_success(sender: Sender, sink: RecordingSink) -> None:
+def test_non_json_success(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply(204))
-    assert sender.send(outbound(sink.url)).json_body is None
+    assert send(outbound(sink.url)).json_body is None
     sink.reply(Reply(200, body="OK"))
-    assert sender.send(outbound(sink.url)).body_excerpt == "OK"
+    assert send(outbound(sink.url)).body_excerpt == "OK"
 
 
-def test_large_response_is_bounded(sender: Sender, sink: RecordingSink) -> None:
+def test_large_response_is_bounded(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply(200, body=b"x" * (MAX_RESPONSE_BYTES * 2)))
-    response = sender.send(outbound(sink.url))
+    response = send(outbound(sink.url))
     assert len(response.body_excerpt) == 2048
 
 
-def test_retryable_with_retry_after(sender: Sender, sink: RecordingSink) -> None:
+def test_retryable_with_retry_after(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply(429, [("Retry-After", "5")], "slow down"))
     with pytest.raises(RetryableError) as info:
-        sender.send(outbound(f"{sink.url}/x"))
+        send(outbound(f"{sink.url}/x"))
     error = info.value
     assert (error.error_class, error.http_status, error.retry_after) == ("http_429", 429, 5.0)
     assert error.response_excerpt == "slow down"
     assert error.reason == f"HTTP 429 Too Many Requests from {sink.url}/x"
 
 
-def test_retry_after_is_clamped(settings: Settings, sink: RecordingSink) -> None:
+def test_retry_after_is_clamped(settings: Settings, sink: RecordingSink, path: SendPath) -> None:
     clamped = dataclasses.replace(settings, max_retry_after=60)
     sink.reply(Reply(503, [("Retry-After", "86400")]))
     with Sender(clamped) as sender, pytest.raises(RetryableError) as info:
-        sender.send(outbound(sink.url))
+        path(sender, outbound(sink.url))
     assert info.value.retry_after == 60
 
 
-def test_permanent_4xx(sender: Sender, sink: RecordingSink) -> None:
+def test_permanent_4xx(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply.json({"error": "no such queue"}, status=404))
     with pytest.raises(PermanentError) as info:
-        sender.send(outbound(sink.url))
+        send(outbound(sink.url))
     assert info.value.error_class == "http_404"
     assert "no such queue" in info.value.response_excerpt
 
 
-def test_read_timeout(settings: Settings, sink: RecordingSink) -> None:
+def test_read_timeout(settings: Settings, sink: RecordingSink, path: SendPath) -> None:
     fast = dataclasses.replace(settings, read_timeout=0.3)
     sink.reply(Reply(200, delay=1.0))
     started = time.monotonic()
     with Sender(fast) as sender, pytest.raises(RetryableError) as info:
-        sender.send(outbound(sink.url))
+        path(sender, outbound(sink.url))
     assert info.value.error_class == "timeout"
     assert time.monotonic() - started < 5
     assert sink.count == 1  # it was delivered; only the answer was late
 
 
-def test_connection_refused(sender: Sender) -> None:
+def test_connection_refused(send: Send) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(RetryableError) as info:
-        sender.send(outbound(f"http://127.0.0.1:{port}/"))
+        send(outbound(f"http://127.0.0.1:{port}/"))
     assert info.value.error_class == "connect_error"
 
 
-def test_invalid_header_value_is_permanent(sender: Sender, sink: RecordingSink) -> None:
+def test_invalid_header_value_is_permanent(send: Send, sink: RecordingSink) -> None:
     with pytest.raises(PermanentError) as info:
-        sender.send(outbound(sink.url, headers=[("X-Bad", "line\r\nInjected: yes")]))
+        send(outbound(sink.url, headers=[("X-Bad", "line\r\nInjected: yes")]))
     assert info.value.error_class == "invalid_request"
     assert sink.count == 0
 
 
-def test_connections_are_pooled_and_cookies_dropped(sender: Sender, sink: RecordingSink) -> None:
+def test_connections_are_pooled_and_cookies_dropped(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply(200, [("Set-Cookie", "session=abc; Path=/")]))
-    sender.send(outbound(sink.url))
-    sender.send(outbound(sink.url))
+    send(outbound(sink.url))
+    send(outbound(sink.url))
     first, second = sink.requests
     assert first.client == second.client  # same TCP connection
     assert second.header("Cookie") is None
@@ -290,14 +294,26 @@ def test_redact_headers_is_pure() -> None:
     }
 
 
-def test_non_ascii_header_name_is_permanent(sender: Sender, sink: RecordingSink) -> None:
+def test_non_ascii_header_name_is_permanent(send: Send, sink: RecordingSink) -> None:
     with pytest.raises(PermanentError) as info:
-        sender.send(outbound(sink.url, headers=[("X-Grüße", "1")]))
+        send(outbound(sink.url, headers=[("X-Grüße", "1")]))
     assert info.value.error_class == "invalid_request"
     assert sink.count == 0
 
 
-def test_bad_signing_secret_is_misconfiguration(sender: Sender, sink: RecordingSink) -> None:
+def test_bad_signing_secret_is_misconfiguration(send: Send, sink: RecordingSink) -> None:
     with pytest.raises(NotifierMisconfigured, match=r"notifier\.signingSecret"):
-        sender.send(outbound(sink.url, Notifier(signingSecret="whsec_***")))
+        send(outbound(sink.url, Notifier(signingSecret="whsec_***")))
     assert sink.count == 0
+
+
+def test_send_async_belongs_to_one_loop(sender: Sender, sink: RecordingSink) -> None:
+    first = asyncio.new_event_loop()
+    try:
+        response = first.run_until_complete(sender.send_async(outbound(sink.url)))
+        assert response.http_status == 200
+        with pytest.raises(RuntimeError, match="second event loop"):
+            asyncio.run(sender.send_async(outbound(sink.url)))
+        first.run_until_complete(sender.aclose())
+    finally:
+        first.close()

@@ -6,8 +6,7 @@ import pytest
 from integrations.errors import PermanentError, RetryableError
 from integrations.models import Notifier
 from notifiers import soap
-from notifiers.sender import Sender
-from tests.notifiers.conftest import outbound
+from tests.notifiers.conftest import Send, outbound
 from tests.support.sinks import SOAP11_NS, RecordingSink, Reply
 
 CREATE = (
@@ -105,9 +104,9 @@ def _soap_notifier(**extra: str) -> Notifier:
     return Notifier(type="SOAP_API", baseURI="unused.example", **extra)
 
 
-def test_soap_delivery(sender: Sender, sink: RecordingSink) -> None:
+def test_soap_delivery(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply.soap("<ns:createIncidentResponse xmlns:ns='urn:itsm'/>"))
-    response = sender.send(
+    response = send(
         outbound(
             f"{sink.url}/Service.asmx",
             _soap_notifier(soapAction="urn:itsm/createIncident"),
@@ -123,29 +122,29 @@ def test_soap_delivery(sender: Sender, sink: RecordingSink) -> None:
     assert _body_child(req.text) == "{urn:itsm}createIncident"
 
 
-def test_soap_action_defaults_to_empty(sender: Sender, sink: RecordingSink) -> None:
-    sender.send(outbound(sink.url, _soap_notifier(), body=CREATE))
+def test_soap_action_defaults_to_empty(send: Send, sink: RecordingSink) -> None:
+    send(outbound(sink.url, _soap_notifier(), body=CREATE))
     assert sink.requests[0].header("SOAPAction") == '""'
 
 
-def test_soap_server_fault_is_retryable(sender: Sender, sink: RecordingSink) -> None:
+def test_soap_server_fault_is_retryable(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply.soap_fault("soap:Server", "database unavailable"))
     with pytest.raises(RetryableError) as info:
-        sender.send(outbound(sink.url, _soap_notifier(), body=CREATE))
+        send(outbound(sink.url, _soap_notifier(), body=CREATE))
     assert info.value.error_class == "soap_fault"
     assert "database unavailable" in info.value.reason
     assert info.value.http_status == 500
 
 
-def test_soap_client_fault_is_permanent(sender: Sender, sink: RecordingSink) -> None:
+def test_soap_client_fault_is_permanent(send: Send, sink: RecordingSink) -> None:
     sink.reply(Reply.soap_fault("soap:Client", "unknown field subject"))
     with pytest.raises(PermanentError) as info:
-        sender.send(outbound(sink.url, _soap_notifier(), body=CREATE))
+        send(outbound(sink.url, _soap_notifier(), body=CREATE))
     assert info.value.error_class == "soap_fault"
     assert "soap:Client: unknown field subject" in info.value.reason
 
 
-def test_soap_response_values_are_captured(sender: Sender, sink: RecordingSink) -> None:
+def test_soap_response_values_are_captured(send: Send, sink: RecordingSink) -> None:
     """``responseHeaders`` reach into a SOAP answer as into JSON: the sys_id a ServiceNow-style
     endpoint returns can be captured for later UPDATE events."""
     sink.reply(
@@ -154,7 +153,7 @@ def test_soap_response_values_are_captured(sender: Sender, sink: RecordingSink) 
             "<ns:number>INC0010001</ns:number></ns:insertResponse>"
         )
     )
-    response = sender.send(outbound(sink.url, _soap_notifier(), body=CREATE))
+    response = send(outbound(sink.url, _soap_notifier(), body=CREATE))
     assert response.json_body is None
     assert response.capture(
         [
