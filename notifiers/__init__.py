@@ -5,8 +5,7 @@ Modules, each owning one concern: :mod:`~notifiers.urls` (baseURI + endPointURI)
 :mod:`~notifiers.signing` (Standard Webhooks), :mod:`~notifiers.soap`,
 :mod:`~notifiers.outcome` (success/retry/give up), :mod:`~notifiers.capture` (response
 capture), :mod:`~notifiers.request` and :mod:`~notifiers.response` (building a request,
-reading its answer: shared by the sync and async paths), :mod:`~notifiers.auth_flow` (auth
-and the 401 retry as an ``httpx.Auth`` flow), :mod:`~notifiers.aio` (the guarded aiohttp
+reading its answer: shared by the sync and async paths), :mod:`~notifiers.aio` (the guarded aiohttp
 transport for overlapped sends) and :mod:`~notifiers.sender` (the entry point the worker
 calls: ``Sender.send`` and ``Sender.send_async``).
 """

@@ -8,7 +8,7 @@ deliveries in flight at once (:meth:`Sender.send_async`).
 
 Both paths do the same thing and share every decision: the request is built by
 :mod:`notifiers.request` (body, Content-Type, ``Idempotency-Key``, Standard Webhooks
-signature, SOAP envelope), auth is the :class:`~notifiers.auth_flow.NotifierAuth` flow (a 401
+signature, SOAP envelope), auth is the :class:`~notifiers.auth.NotifierAuth` flow (a 401
 from an OAUTH2/JWT endpoint is retried once with a fresh token), redirects are not followed,
 and :mod:`notifiers.response` turns the answer into a :class:`DeliveryResponse` or a
 Retryable/Permanent error. Only the waiting differs.
@@ -32,8 +32,7 @@ import redis
 from integrations.config import Settings
 from integrations.errors import HeraldError, PermanentError
 from notifiers.aio import GuardedAiohttpTransport
-from notifiers.auth import Authenticator
-from notifiers.auth_flow import NotifierAuth, auth_header_names
+from notifiers.auth import Authenticator, NotifierAuth, auth_header_names
 from notifiers.outcome import error_for_exception
 from notifiers.request import (
     USER_AGENT,
@@ -102,7 +101,10 @@ class Sender:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
     ) -> None:
+        """``redis`` shares OAuth2/JWT tokens between processes (else they stay in this one);
+        ``clock`` times each exchange, ``now`` (epoch seconds) dates tokens."""
         self._settings = settings
         self._clock = clock
         self._client = httpx.Client(
@@ -112,7 +114,7 @@ class Sender:
         self._async_transport = async_transport
         self._aclient: httpx.AsyncClient | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
-        self._auth = Authenticator(settings, self._client, redis)
+        self._auth = Authenticator(settings, self._client, redis, now=now)
 
     def _client_options(self) -> _ClientOptions:
         settings = self._settings

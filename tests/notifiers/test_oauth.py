@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +27,30 @@ from notifiers.urls import resolve_url
 from tests.notifiers.conftest import Send, SendPath, outbound
 from tests.support.oauth_server import OAuthServer
 from tests.support.sinks import RecordingSink, Reply
+
+
+class Clock:
+    """An epoch clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+ClockedSend = tuple[Send, Clock]
+
+
+@pytest.fixture
+def clocked(settings: Settings, redis_client: redis.Redis, path: SendPath) -> Iterator[ClockedSend]:
+    """A ``send`` through a Sender whose token clock the test moves."""
+    clock = Clock()
+    with Sender(settings, redis_client, now=clock) as sender:
+        yield (lambda request: path(sender, request)), clock
 
 
 def oauth_notifier(server: OAuthServer, grant: str | None, **overrides: Any) -> Notifier:
@@ -94,23 +119,27 @@ def test_in_process_cache_without_redis(
     assert oauth.token_requests == {"password": 1}
 
 
-def test_renewal_before_expiry(send: Send, oauth: OAuthServer) -> None:
-    oauth.expires_in = 2
+def test_renewal_before_expiry(clocked: ClockedSend, oauth: OAuthServer) -> None:
+    send, clock = clocked
+    oauth.expires_in = 100
     notifier = oauth_notifier(oauth, "CLIENT_CREDENTIALS")
     send(outbound(oauth.resource_url, notifier))
+    clock.advance(89.0)  # still before the renewal point (expiry minus 10 %)
     send(outbound(oauth.resource_url, notifier))
     assert oauth.total_token_requests == 1
-    time.sleep(2.0)  # past the renewal point (expiry minus 10 %)
+    clock.advance(2.0)  # past it, though the token has not expired yet
     send(outbound(oauth.resource_url, notifier))
     assert oauth.token_requests == {"client_credentials": 2}
     assert len(oauth.resource_requests) == 3  # never a 401 on the way
 
 
-def test_refresh_token_grant_renews_with_the_refresh_token(send: Send, oauth: OAuthServer) -> None:
-    oauth.expires_in = 2
+def test_refresh_token_grant_renews_with_the_refresh_token(
+    clocked: ClockedSend, oauth: OAuthServer
+) -> None:
+    send, clock = clocked
     notifier = oauth_notifier(oauth, "REFRESH_TOKEN")
     send(outbound(oauth.resource_url, notifier))
-    time.sleep(2.0)
+    clock.advance(3600.0)  # the access token has expired
     send(outbound(oauth.resource_url, notifier))
     assert oauth.token_requests == {"password": 1, "refresh_token": 1}
     assert len(oauth.resource_requests) == 2

@@ -20,7 +20,7 @@ import httpx
 
 from integrations.enums import AuthType
 from integrations.models import Notifier
-from notifiers.auth import AppliedAuth, Authenticator
+from notifiers.auth.apply import AppliedAuth, Authenticator
 from notifiers.response import MAX_RESPONSE_BYTES
 from notifiers.urls import redact_url
 

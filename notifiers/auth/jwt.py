@@ -1,0 +1,125 @@
+"""OpsRamp's JWT auth: a token from ``tokenURL``, sent in ``resourceAuthHeaders``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from integrations.config import Settings
+from integrations.errors import (
+    AuthenticationFailed,
+    NotifierMisconfigured,
+    TokenEndpointUnavailable,
+)
+from integrations.models import Notifier
+from notifiers.auth.cache import TokenCache
+from notifiers.auth.config import misconfigured
+from notifiers.auth.oauth2 import token_endpoint_status
+from notifiers.auth.tokens import DEFAULT_JWT_LIFETIME, CachedToken, holds, jwt_expiry
+from notifiers.capture import MISSING, as_text, resolve_path
+from notifiers.outcome import excerpt
+from notifiers.urls import redact_url, resolve_url
+
+
+class JWTTokens:
+    """OpsRamp's JWT auth: POST ``tokenPayload`` to ``tokenURL``, read the token at
+    ``tokensPath``, send ``resourceAuthHeaders`` with ``$jwtToken`` substituted.
+
+    Without ``tokensPath`` the token is looked for at ``token``, ``access_token``, ``jwt``,
+    ``id_token``, or is the whole body when that is not JSON. Its lifetime is the JWT's ``exp``
+    claim, else ``expires_in``, else :data:`DEFAULT_JWT_LIFETIME`.
+    """
+
+    DEFAULT_PATHS = ("token", "access_token", "jwt", "id_token")
+
+    def __init__(self, settings: Settings, http: httpx.Client, cache: TokenCache) -> None:
+        self._settings = settings
+        self._http = http
+        self._cache = cache
+
+    def _url(self, notifier: Notifier) -> str:
+        if not notifier.tokenURL:
+            raise misconfigured(["tokenURL"], "JWT")
+        try:
+            return resolve_url(notifier.baseURI, notifier.tokenURL)
+        except NotifierMisconfigured as exc:
+            raise NotifierMisconfigured(f"notifier.tokenURL: {exc.reason}") from None
+
+    def _key(self, notifier: Notifier, url: str) -> str:
+        return self._cache.key("jwt", url, notifier.tokenPayload, notifier.tokensPath)
+
+    def token(self, notifier: Notifier) -> CachedToken:
+        """A valid JWT for ``notifier`` (cached, renewed when due)."""
+        url = self._url(notifier)
+        return self._cache.obtain(
+            self._key(notifier, url), lambda _stale: self._fetch(notifier, url)
+        )
+
+    def invalidate(self, notifier: Notifier, access_token: str) -> None:
+        """Drop ``access_token`` after a 401, unless already replaced."""
+        url = self._url(notifier)
+        self._cache.store.delete_if(
+            self._key(notifier, url),
+            holds(access_token),
+        )
+
+    def _fetch(self, notifier: Notifier, url: str) -> CachedToken:
+        body = notifier.tokenPayload or ""
+        try:
+            json.loads(body)
+            content_type = "application/json"
+        except (ValueError, RecursionError):
+            content_type = "application/x-www-form-urlencoded" if "=" in body else "text/plain"
+        shown = redact_url(url)
+        try:
+            response = self._http.post(
+                url,
+                content=body.encode("utf-8"),
+                headers={"Content-Type": content_type, "Accept": "application/json"},
+            )
+        except httpx.TimeoutException:
+            raise TokenEndpointUnavailable(f"token endpoint {shown} timed out") from None
+        except httpx.TransportError as exc:
+            raise TokenEndpointUnavailable(f"token endpoint {shown} unreachable: {exc}") from None
+        token_endpoint_status(response, url, self._settings.max_retry_after)
+        if response.status_code >= 400:
+            raise AuthenticationFailed(
+                f"token endpoint {shown} answered HTTP {response.status_code}",
+                http_status=response.status_code,
+                response_excerpt=excerpt(response.content),
+            )
+        return self._parse(notifier, response, shown)
+
+    def _parse(self, notifier: Notifier, response: httpx.Response, shown: str) -> CachedToken:
+        try:
+            data: Any = response.json()
+        except (ValueError, RecursionError):  # not JSON, or hostile nesting
+            data = MISSING
+        token: str | None = None
+        paths = (notifier.tokensPath,) if notifier.tokensPath else self.DEFAULT_PATHS
+        if data is not MISSING:
+            for path in paths:
+                value = resolve_path(data, path.lstrip("$"))
+                if value is not MISSING and value is not None:
+                    token = as_text(value)
+                    break
+        elif not notifier.tokensPath:
+            text = response.text.strip()
+            token = text if text and "\n" not in text else None
+        if not token:
+            where = notifier.tokensPath or " / ".join(self.DEFAULT_PATHS)
+            raise AuthenticationFailed(
+                f"token endpoint {shown} answered without a token at {where}"
+            )
+        now = self._cache.now()
+        exp = jwt_expiry(token)
+        if exp is not None:
+            lifetime = exp - now
+        elif isinstance(data, Mapping) and isinstance(data.get("expires_in"), int | float):
+            lifetime = float(data["expires_in"])
+        else:
+            lifetime = DEFAULT_JWT_LIFETIME
+        return CachedToken.issued(token, lifetime, now)
