@@ -20,11 +20,10 @@ from api.views import activity_view, event_view, installed_view
 from integrations.config import Settings
 from integrations.errors import HeraldError, InvalidInput
 from integrations.models import EntityChange, IntegrationEventIn, Notifier
+from integrations.rulebook import compile_criteria, validate_template
 from integrations.store import DeliveryStatus, Store
 from notifiers.safety import check_literal_url
 from notifiers.urls import resolve_url
-from rules.matcher import compile_criteria
-from rules.render import validate_template
 from worker.health import BreakerPolicy, EndpointHealth
 
 TENANT = "/api/v2/tenants/{clientId}"

@@ -8,42 +8,26 @@ echoed by the API) is the seed's own spelling.
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
+# The rule engine owns the tolerant parsing and the spellings of its own two enums; they are
+# re-exported here so that Herald's models and its rules share one definition.
+from rules.names import MatchType, Operator, TolerantEnum, fold
 
-def fold(text: str) -> str:
-    """Fold an enum spelling to its comparison key: upper case, no spaces, ``_`` or ``-``."""
-    return "".join(ch for ch in text.upper() if ch not in " _-\t")
-
-
-class TolerantEnum(StrEnum):
-    """A string enum that parses case-, space- and underscore-insensitively."""
-
-    @classmethod
-    def aliases(cls) -> dict[str, str]:
-        """Extra folded spellings mapped to a member's value."""
-        return {}
-
-    @classmethod
-    def parse(cls, raw: object) -> Self:
-        """Return the member that ``raw`` spells, or raise ``ValueError`` listing the choices."""
-        if isinstance(raw, cls):
-            return raw
-        if not isinstance(raw, str):
-            raise ValueError(f"must be a string, one of: {', '.join(m.value for m in cls)}")
-        key = fold(raw)
-        for member in cls:
-            if fold(member.value) == key or fold(member.name) == key:
-                return member
-        alias = cls.aliases().get(key)
-        if alias is not None:
-            return cls(alias)
-        raise ValueError(
-            f"unknown value {raw!r}; expected one of: {', '.join(m.value for m in cls)}"
-        )
+__all__ = [
+    "AuthType",
+    "Entity",
+    "EventType",
+    "GrantType",
+    "HttpMethod",
+    "MatchType",
+    "NotifierType",
+    "Operator",
+    "TolerantEnum",
+    "fold",
+]
 
 
 def _tolerant(enum: type[TolerantEnum]) -> BeforeValidator:
@@ -81,37 +65,6 @@ class EventType(TolerantEnum):
     CREATE = "CREATE"
     UPDATE = "UPDATE"
     DELETE = "DELETE"
-
-
-class MatchType(TolerantEnum):
-    """Whether ANY or ALL filter rules must match."""
-
-    ANY = "ANY"
-    ALL = "ALL"
-
-
-class Operator(TolerantEnum):
-    """Filter-rule operators, spelled as the seed spells them."""
-
-    CONTAINS = "Contains"
-    NOT_CONTAINS = "Not Contains"
-    EQUALS = "Equals"
-    NOT_EQUALS = "Not Equals"
-    STARTS_WITH = "Starts with"
-    ENDS_WITH = "Ends with"
-    REGEX = "Regex"
-
-    @classmethod
-    def aliases(cls) -> dict[str, str]:
-        return {
-            "DOESNOTCONTAIN": "Not Contains",
-            "NOTEQUAL": "Not Equals",
-            "EQUAL": "Equals",
-            "STARTSWITH": "Starts with",
-            "ENDSWITH": "Ends with",
-            "MATCHES": "Regex",
-            "REGEXP": "Regex",
-        }
 
 
 class NotifierType(TolerantEnum):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rules.errors import RuleError
+
 
 class HeraldError(Exception):
     """Root of every error Herald raises on purpose."""
@@ -72,6 +74,11 @@ class InvalidInput(PermanentError):
         super().__init__(f"{field}: {reason}" if field else reason)
         self.field = field
         self.problem = reason
+
+    @classmethod
+    def from_rule_error(cls, exc: RuleError) -> InvalidInput:
+        """The rule engine's error (which cannot know Herald's tree) as Herald's own."""
+        return cls(exc.field, exc.problem)
 
 
 class UnsafeURL(PermanentError):

@@ -1,8 +1,11 @@
 """Compiling an event's ``filterCriteria`` into a fast, reusable :class:`Matcher`.
 
 Compile once per event configuration (when it is saved or loaded), then call
-:meth:`Matcher.matches` for every entity-change message: all regexes are compiled and all rule
-values case-folded up front, so evaluation is a few dictionary lookups and string tests.
+:meth:`Matcher.matches` for every entity-change message: every rule becomes one closure with its
+path split and case-folded, its value case-folded and its regex compiled (or reduced to literal
+substring tests) up front, so evaluation is a few dictionary lookups and string tests. Pass the
+same :class:`~rules.fields.FieldView` of a change to every matcher, and a key spelled
+differently from the data (``Subject`` for ``subject``) is case-folded once per change.
 
 * ``matchType`` ``ANY`` matches when at least one rule does, ``ALL`` when every rule does.
 * No criteria, or criteria without rules, match everything (the seed: "No rules matches
@@ -12,20 +15,52 @@ values case-folded up front, so evaluation is a few dictionary lookups and strin
   from the nested object named for that resource type: on an ``INCIDENT`` event the rule
   ``{resourceType: RESOURCE, key: name}`` reads ``data["resource"]["name"]`` (keys
   case-insensitive). If that nested value is a list of objects, the key is read from each
-  and the rule's operator applies its list semantics (any / none).
+  and the rule's operator applies its list semantics (any / none). Resource types compare
+  folded (case, spaces, ``_`` and ``-`` ignored); the nested object is the folded name in
+  lower case. Aliases (``CHANGEREQUEST`` for ``CHANGE``) are the caller's to resolve: Herald's
+  API models hand over canonical names.
+
+Criteria are JSON-shaped: a mapping ``{"matchType": ..., "rules": [{"key", "operator",
+"value", "resourceType"}]}`` or any object with those attributes (a pydantic model).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from integrations.enums import Entity, MatchType, Operator
-from integrations.errors import InvalidInput
-from integrations.models import FilterCriteria
-from rules.fields import MISSING, get_key, resolve
-from rules.operators import OPERATORS, Criterion, Predicate, prepare
+from rules.errors import RuleError
+from rules.fields import MISSING, SHAPES, FieldView, Lookups, Reader, compile_path
+from rules.names import MatchType, Operator, fold
+from rules.operators import OPERATORS, Criterion, Predicate, Test, compile_test, prepare
+
+
+class RuleLike(Protocol):
+    """A filter rule as an object (e.g. ``integrations.models.Rule``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def operator(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def resourceType(self) -> str | None: ...
+
+
+class CriteriaLike(Protocol):
+    """A ``filterCriteria`` as an object (e.g. ``integrations.models.FilterCriteria``)."""
+
+    @property
+    def matchType(self) -> str: ...
+    @property
+    def rules(self) -> Sequence[RuleLike]: ...
+
+
+Criteria = CriteriaLike | Mapping[str, Any]
+#: ``check(lookups, data) -> bool``: one compiled rule.
+Check = Callable[[Lookups, Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,31 +75,58 @@ class CompiledRule:
     operator: Operator
     criterion: Criterion
     predicate: Predicate
+    #: ``check(lookups, data) -> bool``: the whole rule as one closure.
+    check: Check = field(compare=False, repr=False)
 
-    def value_in(self, data: Mapping[str, Any]) -> Any:
+    def value_in(self, data: Mapping[str, Any] | FieldView) -> Any:
         """The field this rule tests, read from ``data`` (may be ``MISSING``)."""
-        if self.scope is None:
-            return resolve(data, self.key)
-        nested = get_key(data, self.scope)
+        lookups, mapping = _split(data)
+        return _reader(self.scope, self.key)(lookups, mapping)
+
+    def test(self, data: Mapping[str, Any] | FieldView) -> bool:
+        """Whether ``data`` satisfies this rule."""
+        return self.check(*_split(data))
+
+
+def _split(data: Mapping[str, Any] | FieldView) -> tuple[Lookups, Mapping[str, Any]]:
+    """The lookups to use and the entity data: a view's own, or the shared shape index."""
+    if isinstance(data, FieldView):
+        return data, data.data
+    return SHAPES, data
+
+
+def _reader(scope: str | None, key: str) -> Reader:
+    """``read(lookups, data)``: the rule's field, from the entity or from its ``scope`` object."""
+    path: Reader = compile_path(key)
+    if scope is None:
+        return path
+    folded_scope = scope.casefold()
+
+    def read_scoped(view: Lookups, data: Any) -> Any:
+        nested = view.lookup(data, scope, folded_scope)
         if isinstance(nested, Mapping):
-            return resolve(nested, self.key)
+            return path(view, nested)
         if isinstance(nested, list | tuple):
-            found = [resolve(item, self.key) for item in nested if isinstance(item, Mapping)]
+            found = [path(view, item) for item in nested if isinstance(item, Mapping)]
             return [value for value in found if value is not MISSING] or MISSING
         return MISSING
 
-    def test(self, data: Mapping[str, Any]) -> bool:
-        """Whether ``data`` satisfies this rule."""
-        return self.predicate(self.value_in(data), self.criterion)
+    return read_scoped
+
+
+def _checker(scope: str | None, key: str, test: Test) -> Check:
+    read = _reader(scope, key)
+    return lambda view, data: test(read(view, data))
 
 
 class Matcher:
     """A compiled ``filterCriteria``; immutable and safe to share between threads."""
 
-    __slots__ = ("_match_all", "_rules")
+    __slots__ = ("_checks", "_match_all", "_rules")
 
     def __init__(self, rules: Sequence[CompiledRule], match_type: MatchType = MatchType.ANY):
         self._rules = tuple(rules)
+        self._checks = tuple(rule.check for rule in self._rules)
         self._match_all = match_type is MatchType.ALL
 
     @property
@@ -77,57 +139,92 @@ class Matcher:
         """``ANY`` or ``ALL``."""
         return MatchType.ALL if self._match_all else MatchType.ANY
 
-    def matches(self, data: Mapping[str, Any]) -> bool:
-        """Whether the entity ``data`` passes the criteria (always true without rules)."""
-        if not self._rules:
-            return True
-        if self._match_all:
-            return all(rule.test(data) for rule in self._rules)
-        return any(rule.test(data) for rule in self._rules)
+    def matches(self, data: Mapping[str, Any] | FieldView) -> bool:
+        """Whether the entity ``data`` passes the criteria (always true without rules).
 
-    def explain(self, data: Mapping[str, Any]) -> tuple[bool, ...]:
+        ``data`` may be a :class:`~rules.fields.FieldView`, shared by every matcher that
+        evaluates the same change.
+        """
+        checks = self._checks
+        if not checks:
+            return True
+        if isinstance(data, FieldView):
+            view: Lookups = data
+            data = data.data
+        else:
+            view = SHAPES
+        # Plain loops: all()/any() over a generator cost more than three rules do.
+        if self._match_all:
+            for check in checks:  # noqa: SIM110
+                if not check(view, data):
+                    return False
+            return True
+        for check in checks:  # noqa: SIM110
+            if check(view, data):
+                return True
+        return False
+
+    def explain(self, data: Mapping[str, Any] | FieldView) -> tuple[bool, ...]:
         """Each rule's outcome on ``data``, in order: for "why did (not) my event fire" logs."""
-        return tuple(rule.test(data) for rule in self._rules)
+        view, mapping = _split(data)
+        return tuple(check(view, mapping) for check in self._checks)
 
     def __repr__(self) -> str:
         return f"Matcher({self.match_type.value}, {len(self._rules)} rules)"
 
 
-def compile_criteria(criteria: FilterCriteria | None, entity: Entity) -> Matcher:
-    """Compile ``criteria`` for events on ``entity``.
+def _get(item: Any, name: str, default: Any = None) -> Any:
+    if isinstance(item, Mapping):
+        return item.get(name, default)
+    return getattr(item, name, default)
 
-    Raises :class:`~integrations.errors.InvalidInput` naming the offending rule, e.g.
+
+def compile_criteria(criteria: Criteria | None, entity: str) -> Matcher:
+    """Compile ``criteria`` for events on ``entity`` (``"INCIDENT"``, or an enum of that value).
+
+    Raises :class:`~rules.errors.RuleError` naming the offending rule, e.g.
     ``filterCriteria.rules[1].value: invalid regular expression: missing ): (``, for an invalid
-    regex, an empty key, or (for models built without validation) an unknown operator.
+    regex, an empty key, an unknown operator or match type.
     """
     if criteria is None:
         return Matcher(())
+    try:
+        match_type = MatchType.parse(_get(criteria, "matchType", MatchType.ANY))
+    except ValueError as exc:
+        raise RuleError("filterCriteria.matchType", str(exc)) from None
+    folded_entity = fold(str(entity))
     compiled: list[CompiledRule] = []
-    for index, rule in enumerate(criteria.rules):
+    for index, rule in enumerate(_get(criteria, "rules", None) or ()):
         where = f"filterCriteria.rules[{index}]"
-        key = rule.key.strip()
-        if not key:
-            raise InvalidInput(f"{where}.key", "must not be empty")
+        key = _get(rule, "key", "")
+        if not isinstance(key, str) or not key.strip():
+            raise RuleError(f"{where}.key", "must not be empty")
+        # Stripped: outer whitespace in a key is a form-entry slip ("Subject "), never part
+        # of a real field name.
+        key = key.strip()
         # Models built with ``model_construct`` skip validation, so parse defensively.
         try:
-            operator = Operator.parse(rule.operator)
+            operator = Operator.parse(_get(rule, "operator"))
         except ValueError as exc:
-            raise InvalidInput(f"{where}.operator", str(exc)) from None
-        try:
-            resource = None if rule.resourceType is None else Entity.parse(rule.resourceType)
-        except ValueError as exc:
-            raise InvalidInput(f"{where}.resourceType", str(exc)) from None
-        scope = None if resource is None or resource is entity else resource.token
+            raise RuleError(f"{where}.operator", str(exc)) from None
+        resource = _get(rule, "resourceType")
+        if resource is not None and not isinstance(resource, str):
+            raise RuleError(f"{where}.resourceType", "must be a string")
+        folded = fold(resource) if resource else ""
+        scope = None if not folded or folded == folded_entity else folded.lower()
+        value = _get(rule, "value", "")
+        if not isinstance(value, str):
+            raise RuleError(f"{where}.value", "must be a string")
+        criterion = prepare(operator, value, field=f"{where}.value")
         compiled.append(
             CompiledRule(
                 index=index,
                 scope=scope,
-                # Stripped: outer whitespace in a key is a form-entry slip ("Subject "),
-                # never part of a real field name.
                 key=key,
                 operator=operator,
-                criterion=prepare(operator, rule.value, field=f"{where}.value"),
+                criterion=criterion,
                 predicate=OPERATORS[operator],
+                check=_checker(scope, key, compile_test(operator, criterion)),
             )
         )
-    return Matcher(compiled, MatchType.parse(criteria.matchType))
+    return Matcher(compiled, match_type)

@@ -1,4 +1,4 @@
-"""Filter-rule operators: one predicate per :class:`~integrations.enums.Operator`.
+"""Filter-rule operators: one predicate per :class:`~rules.names.Operator`.
 
 Modelled on StackStorm's ``st2common/operators.py``: each operator is a small function
 ``predicate(value, criterion) -> bool`` registered in :data:`OPERATORS`. ``value`` is the raw
@@ -19,7 +19,9 @@ Whitespace is significant: neither side is trimmed, so ``Equals " high"`` does n
 (the pattern may match anywhere; anchor with ``^...$`` for a whole-value match). Patterns run
 on RE2 (``google-re2``), which matches in linear time: no tenant pattern such as ``(a+)+$`` can
 hang a worker. The price is RE2's syntax: no backreferences and no look-around; such patterns
-are rejected when the rule is saved. Use ``\\z`` rather than Python's ``\\Z``.
+are rejected when the rule is saved. Use ``\\z`` rather than Python's ``\\Z``. A pattern that
+only spells a few literal strings (``disk (full|failure)``) is tested as substring searches
+instead, with the same answer and no regex engine at all (:mod:`rules.literals`).
 
 **Missing fields (the classic trap).** A field that is absent, ``null`` or an empty list is
 treated as the empty string ``""``. Consequently, on an incident with no subject:
@@ -46,14 +48,15 @@ contains ``"x"``. An empty list behaves like a missing field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import re2
 
-from integrations.enums import Operator
-from integrations.errors import InvalidInput
-from rules.fields import is_missing
+from rules.errors import RuleError
+from rules.fields import MISSING, is_missing
+from rules.literals import literal_search, literal_strings
+from rules.names import Operator
 from rules.values import to_text
 
 
@@ -75,6 +78,9 @@ class Criterion:
     folded: str
     #: The compiled pattern, for ``Regex`` only.
     pattern: Pattern | None = None
+    #: ``search(text) -> bool`` for ``Regex``: literal substring tests when the pattern is only
+    #: literals (see :mod:`rules.literals`), else the RE2 pattern.
+    search: Callable[[str], bool] | None = field(default=None, compare=False, repr=False)
 
 
 #: ``predicate(field_value, criterion) -> bool``.
@@ -103,14 +109,24 @@ def compile_pattern(pattern: str) -> Pattern:
 
 
 def prepare(operator: Operator, value: str, *, field: str = "value") -> Criterion:
-    """Prepare a rule value for ``operator``; an invalid regex raises ``InvalidInput(field)``."""
-    pattern: Pattern | None = None
-    if operator is Operator.REGEX:
-        try:
-            pattern = compile_pattern(value)
-        except ValueError as exc:
-            raise InvalidInput(field, f"invalid regular expression: {exc}") from None
-    return Criterion(value=value, folded=value.casefold(), pattern=pattern)
+    """Prepare a rule value for ``operator``; an invalid regex raises ``RuleError(field)``."""
+    if operator is not Operator.REGEX:
+        return Criterion(value=value, folded=value.casefold())
+    try:
+        # Compiled even when the literal path will answer: RE2 stays the judge of validity.
+        pattern = compile_pattern(value)
+    except ValueError as exc:
+        raise RuleError(field, f"invalid regular expression: {exc}") from None
+    literal = literal_strings(value)
+    search = literal_search(*literal) if literal is not None else _re2_search(pattern)
+    return Criterion(value=value, folded=value.casefold(), pattern=pattern, search=search)
+
+
+def _re2_search(pattern: Pattern) -> Callable[[str], bool]:
+    def search(text: str) -> bool:
+        return _search(pattern, text)
+
+    return search
 
 
 def texts(value: Any) -> tuple[str, ...]:
@@ -169,10 +185,10 @@ def _search(pattern: Pattern, text: str) -> bool:
 
 def regex(value: Any, criterion: Criterion) -> bool:
     """Case-sensitive RE2 *search*; any list element may match."""
-    pattern = criterion.pattern
-    if pattern is None:  # prepared for another operator: compile now rather than mis-answer
-        pattern = compile_pattern(criterion.value)
-    return any(_search(pattern, text) for text in texts(value))
+    search = criterion.search
+    if search is None:  # prepared for another operator: compile now rather than mis-answer
+        search = _re2_search(criterion.pattern or compile_pattern(criterion.value))
+    return any(search(text) for text in texts(value))
 
 
 #: The operator registry: every :class:`Operator` member has exactly one predicate.
@@ -185,6 +201,82 @@ OPERATORS: Final[dict[Operator, Predicate]] = {
     Operator.ENDS_WITH: ends_with,
     Operator.REGEX: regex,
 }
+
+
+#: ``test(field_value) -> bool``: one rule's operator and value, compiled together.
+Test = Callable[[Any], bool]
+
+
+def _general(operator: Operator, criterion: Criterion) -> tuple[Predicate, bool]:
+    predicate = OPERATORS[operator]
+    return predicate, predicate(MISSING, criterion)
+
+
+def compile_test(operator: Operator, criterion: Criterion) -> Test:
+    """``OPERATORS[operator](value, criterion)`` as one closure, fast for the common cases.
+
+    A string field (nearly every field) is tested inline, a missing one answers from a
+    precomputed outcome, and anything else (numbers, lists, objects) takes the general
+    predicate, so the answers are exactly the predicates' own. One closure per operator,
+    written out, because a call per comparison would cost as much as the comparison.
+    """
+    predicate, on_missing = _general(operator, criterion)
+    expected = criterion.folded
+    test: Test
+    if operator is Operator.CONTAINS:
+
+        def test(value: Any) -> bool:
+            if value.__class__ is str:
+                return expected in value.casefold()
+            return on_missing if value is None or value is MISSING else predicate(value, criterion)
+
+    elif operator is Operator.NOT_CONTAINS:
+
+        def test(value: Any) -> bool:
+            if value.__class__ is str:
+                return expected not in value.casefold()
+            return on_missing if value is None or value is MISSING else predicate(value, criterion)
+
+    elif operator is Operator.EQUALS:
+
+        def test(value: Any) -> bool:
+            if value.__class__ is str:
+                return value.casefold() == expected
+            return on_missing if value is None or value is MISSING else predicate(value, criterion)
+
+    elif operator is Operator.NOT_EQUALS:
+
+        def test(value: Any) -> bool:
+            if value.__class__ is str:
+                return value.casefold() != expected
+            return on_missing if value is None or value is MISSING else predicate(value, criterion)
+
+    elif operator is Operator.STARTS_WITH:
+
+        def test(value: Any) -> bool:
+            if value.__class__ is str:
+                return value.casefold().startswith(expected)
+            return on_missing if value is None or value is MISSING else predicate(value, criterion)
+
+    elif operator is Operator.ENDS_WITH:
+
+        def test(value: Any) -> bool:
+            if value.__class__ is str:
+                return value.casefold().endswith(expected)
+            return on_missing if value is None or value is MISSING else predicate(value, criterion)
+
+    else:
+        search = criterion.search
+        if search is None:
+            search = _re2_search(criterion.pattern or compile_pattern(criterion.value))
+        found = search
+
+        def test(value: Any) -> bool:
+            if value.__class__ is str:
+                return found(value)
+            return on_missing if value is None or value is MISSING else predicate(value, criterion)
+
+    return test
 
 
 def evaluate(operator: Operator | str, value: Any, expected: str) -> bool:

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from integrations.enums import Entity, MatchType, Operator
-from integrations.errors import InvalidInput
 from integrations.models import FilterCriteria, Rule
+from rules.errors import RuleError
+from rules.fields import FieldView
 from rules.matcher import Matcher, compile_criteria
 
 INCIDENT: dict[str, Any] = {
@@ -86,6 +87,22 @@ def test_seed_criteria_any() -> None:
 def test_criteria_table(match_type: str, rules: list[dict[str, Any]], expected: bool) -> None:
     matcher = compile_criteria(criteria(match_type, *rules), Entity.INCIDENT)
     assert matcher.matches(INCIDENT) is expected
+    # The same criteria as plain JSON, with the spellings a client sent, and a plain entity.
+    plain = compile_criteria({"matchType": match_type, "rules": rules}, "INCIDENT")
+    assert plain.matches(INCIDENT) is expected
+    assert plain.matches(FieldView(INCIDENT)) is expected
+    assert plain.explain(INCIDENT) == matcher.explain(FieldView(INCIDENT))
+
+
+def test_one_view_serves_many_matchers_and_folds_each_mapping_once() -> None:
+    data = {"SUBJECT": "Windows down", "subject": "second spelling", "priority": {"Name": "P1"}}
+    view = FieldView(data)
+    first = compile_criteria(criteria("ALL", rule("Subject", "Equals", "windows down")), "INCIDENT")
+    second = compile_criteria(criteria("ALL", rule("priority.NAME", "Equals", "p1")), "INCIDENT")
+    # No exact "Subject": the first key in order that folds to it wins, as without a view.
+    assert first.matches(view) and first.matches(data)
+    assert second.matches(view) and second.matches(data)
+    assert first.rules[0].value_in(view) == "Windows down"
 
 
 def test_nested_resource_list_uses_list_semantics() -> None:
@@ -119,7 +136,7 @@ def test_no_rules_match_everything(empty: FilterCriteria | None) -> None:
 
 def test_invalid_regex_names_the_rule_index() -> None:
     bad = criteria("ANY", rule("subject", "Contains", "("), rule("subject", "Regex", "(unclosed"))
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(RuleError) as caught:
         compile_criteria(bad, Entity.INCIDENT)
     assert caught.value.field == "filterCriteria.rules[1].value"
     assert "invalid regular expression" in caught.value.reason
@@ -136,7 +153,7 @@ def test_empty_keys_are_rejected(key: str) -> None:
             Rule.model_construct(key=key, operator=Operator.EQUALS, value="x", resourceType=None),
         ],
     )
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(RuleError) as caught:
         compile_criteria(unchecked, Entity.INCIDENT)
     assert caught.value.field == "filterCriteria.rules[1].key"
 
@@ -149,9 +166,33 @@ def test_unvalidated_operator_spelling_is_parsed_or_rejected() -> None:
         )
 
     assert compile_criteria(build("NOT CONTAINS"), Entity.INCIDENT).matches({"s": "y"})
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(RuleError) as caught:
         compile_criteria(build("Sounds like"), Entity.INCIDENT)
     assert caught.value.field == "filterCriteria.rules[0].operator"
+
+
+RULE0 = "filterCriteria.rules[0]"
+
+
+@pytest.mark.parametrize(
+    ("plain", "field"),
+    [
+        ({"matchType": "SOME", "rules": []}, "filterCriteria.matchType"),
+        ({"rules": [{"operator": "Contains", "value": "x"}]}, "filterCriteria.rules[0].key"),
+        (
+            {"rules": [{"key": "s", "operator": "Contains", "value": 5}]},
+            "filterCriteria.rules[0].value",
+        ),
+        (
+            {"rules": [{"key": "s", "operator": "Equals", "resourceType": 3}]},
+            "filterCriteria.rules[0].resourceType",
+        ),
+    ],
+)
+def test_plain_criteria_are_checked_like_models(plain: dict[str, Any], field: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        compile_criteria(plain, "INCIDENT")
+    assert caught.value.field == field
 
 
 def test_matcher_precomputes_rule_values() -> None:
@@ -162,7 +203,7 @@ def test_matcher_precomputes_rule_values() -> None:
     first, second = matcher.rules
     assert first.criterion.folded == "windows"
     assert second.criterion.pattern is not None
-    assert matcher.match_type is MatchType.ALL
+    assert matcher.match_type is MatchType.ALL  # integrations.enums re-exports rules.names'
     assert repr(matcher) == "Matcher(ALL, 2 rules)"
 
 

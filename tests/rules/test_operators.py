@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from integrations.enums import Operator
-from integrations.errors import InvalidInput
+from rules.errors import RuleError
 from rules.fields import MISSING
 from rules.operators import OPERATORS, Criterion, evaluate, prepare, texts
 
@@ -166,7 +166,7 @@ def test_catastrophic_backtracking_pattern_completes() -> None:
     ["(", "[a-", "a{2,1}", "(?<=a)b", r"(a)\1", "*"],
 )
 def test_invalid_or_unsupported_patterns_are_rejected(pattern: str) -> None:
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(RuleError) as caught:
         prepare(Operator.REGEX, pattern, field="filterCriteria.rules[3].value")
     assert caught.value.field == "filterCriteria.rules[3].value"
     assert caught.value.problem.startswith("invalid regular expression: ")

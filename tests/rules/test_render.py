@@ -11,8 +11,8 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from integrations.enums import Entity
-from integrations.errors import InvalidInput
 from integrations.models import decode_payload
+from rules.errors import RuleError
 from rules.render import Rendered, Syntax, detect_syntax, render, validate_template
 
 # Base64 payloads copied verbatim from shared/seed/create-integration-event.txt. The seed's
@@ -392,11 +392,11 @@ def test_valid_templates_pass_validation(template: str) -> None:
     ],
 )
 def test_invalid_templates_are_rejected_at_save_time(template: str, line: int) -> None:
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(RuleError) as caught:
         validate_template(template)
     assert caught.value.field == "payload"
     assert f"line {line}" in caught.value.problem
-    with pytest.raises(InvalidInput):
+    with pytest.raises(RuleError):
         render_incident(template)
 
 
@@ -413,14 +413,14 @@ def test_invalid_templates_are_rejected_at_save_time(template: str, line: int) -
 )
 def test_sandbox_blocks_internals_and_mutation(template: str) -> None:
     data: dict[str, Any] = {"subject": "s", "tags": ["a"]}
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(RuleError) as caught:
         render(template, entity=Entity.INCIDENT, data=data)
     assert isinstance(caught.value.__cause__, SecurityError)
     assert data == {"subject": "s", "tags": ["a"]}
 
 
 def test_runtime_errors_become_invalid_input() -> None:
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(RuleError) as caught:
         render_incident("{{ 1 / 0 }}")
     assert caught.value.field == "payload"
     assert "ZeroDivisionError" in caught.value.problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from integrations.enums import Entity
-from integrations.errors import InvalidInput
+from rules.errors import RuleError
 from rules.url import render_url
 
 
@@ -25,5 +25,5 @@ def test_render_url(url: str, extra: dict[str, str], expected: str) -> None:
 
 
 def test_a_token_without_value_is_an_error_naming_it() -> None:
-    with pytest.raises(InvalidInput, match=r"\$extTicketId has no value"):
+    with pytest.raises(RuleError, match=r"\$extTicketId has no value"):
         render_url("/tickets/$extTicketId", entity=Entity.INCIDENT, data={})
