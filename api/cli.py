@@ -2,7 +2,7 @@
 
 herald dev [--host H] [--port P]     API + worker on embedded defaults (the quick start)
 herald api [--host H] [--port P]     the HTTP API
-herald worker [CELERY ARGS...]       a Celery worker (``celery -A worker worker``)
+herald worker [CELERY ARGS...]       a Celery worker (``celery -A worker.main worker``)
 herald tenants create CLIENT_ID      prints {"client_id": ..., "client_secret": ...}
 herald publish [--file F]            XADD one change (or a JSON array of them)
 herald dead-letters                  malformed messages kept for an operator
@@ -75,7 +75,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run ``celery -A worker worker`` with Herald's queue and any extra Celery arguments."""
+    """Run ``celery -A worker.main worker`` with Herald's queue and any extra Celery arguments."""
     settings = _settings()
     _require_key(settings)
     argv = [
@@ -83,7 +83,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "-m",
         "celery",
         "-A",
-        "worker",
+        "worker.main",
         "worker",
         "-Q",
         settings.queue,

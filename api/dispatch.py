@@ -56,6 +56,6 @@ def replay_delivery(
     RetrySchedule(client, settings.redis_prefix).add(
         delivery_id, time.time() + settings.dispatch_lease
     )
-    client.delete(f"{settings.redis_prefix}:starts:{delivery_id}")
+    client.delete(settings.keys.starts(delivery_id))
     store.reset_for_replay(delivery_id)
     dispatcher.deliver(delivery_id)

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from integrations.redis_keys import RedisKeys
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///var/herald.db"
 
@@ -81,17 +83,27 @@ class Settings:
     breaker_max_cooldown: float = 600.0
     #: An event whose every attempt failed for this long is disabled (5 days).
     disable_after: float = 5 * 86400.0
+    #: Stream entries one ``herald.ingest_batch`` task carries (``XREADGROUP COUNT``).
+    ingest_batch: int = 100
+    #: Requests in flight at once per worker process, and per endpoint within it.
+    send_concurrency: int = 64
+    endpoint_concurrency: int = 16
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> RedisKeys:
+        """Every Redis key of this deployment."""
+        return RedisKeys(self.redis_prefix)
 
     @property
     def stream_key(self) -> str:
         """The Redis stream producers ``XADD`` entity changes to."""
-        return f"{self.redis_prefix}:changes"
+        return self.keys.stream
 
     @property
     def queue(self) -> str:
         """The Celery queue of this deployment's tasks (named like the key prefix)."""
-        return self.redis_prefix
+        return self.keys.queue
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -125,6 +137,13 @@ class Settings:
         ):
             if v := e.get(name):
                 kw[attr] = _floats(name, v)[0]
+        for name, attr in (
+            ("HERALD_INGEST_BATCH", "ingest_batch"),
+            ("HERALD_SEND_CONCURRENCY", "send_concurrency"),
+            ("HERALD_ENDPOINT_CONCURRENCY", "endpoint_concurrency"),
+        ):
+            if v := e.get(name):
+                kw[attr] = max(1, int(_floats(name, v)[0]))
         if v := e.get("HERALD_BREAKER_THRESHOLD"):
             kw["breaker_threshold"] = max(1, int(_floats("HERALD_BREAKER_THRESHOLD", v)[0]))
         return cls(**kw)  # type: ignore[arg-type]

@@ -1,8 +1,4 @@
-"""Herald's worker: the Celery app, the stream ingest, delivery and the retry schedule.
+"""Herald's worker: the Celery tasks, the stream ingest, delivery and the retry schedule.
 
-``celery -A worker worker`` finds :data:`app` here.
+``celery -A worker.main worker`` loads the app from :mod:`worker.main`, the composition root.
 """
-
-from worker.app import app
-
-__all__ = ["app"]

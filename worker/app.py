@@ -31,7 +31,15 @@ Each setting below answers a measured failure of Celery/kombu on Redis (Celery 5
     With ``acks_late``, a task still running when the broker connection drops is redelivered;
     cancelling it avoids running it twice.
 ``worker_send_task_events`` / ``task_send_sent_event``
-    Flower shows tasks only when workers send events.
+    Flower shows tasks only when workers send events. A task carries a whole batch of stream
+    entries, so its events are shared by the batch's deliveries.
+``task_annotations``
+    Time limits of the batch and delivery tasks, from ``HERALD_DELIVER_TIME_LIMIT``: the soft
+    limit bounds one attempt (token request + connect + read, and rendering, which the sandbox
+    cannot bound itself) and is recorded as a retryable internal error.
+
+This module builds the app and has no import-time side effects; :mod:`worker.main` is the
+composition root that ``celery -A worker.main`` loads.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from typing import Any
 
 from celery import Celery
 
-from integrations.config import Settings, get_settings
+from integrations.config import Settings
 
 
 def broker_url(redis_url: str) -> str:
@@ -90,9 +98,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "task_soft_time_limit": 600,
         "task_time_limit": 900,
+        "task_annotations": _time_limits(settings),
         "worker_max_tasks_per_child": 10_000,
         "timezone": "UTC",
     }
+
+
+def _time_limits(settings: Settings) -> dict[str, dict[str, float]]:
+    limit = settings.deliver_time_limit
+    limits = {"time_limit": limit, "soft_time_limit": limit - min(30.0, limit // 5)}
+    return {"herald.deliver": limits, "herald.ingest_batch": limits}
 
 
 def make_celery(settings: Settings, *, include_tasks: bool = True) -> Celery:
@@ -103,11 +118,3 @@ def make_celery(settings: Settings, *, include_tasks: bool = True) -> Celery:
     celery = Celery("herald", include=["worker.tasks"] if include_tasks else [])
     celery.conf.update(celery_config(settings))
     return celery
-
-
-app = make_celery(get_settings())
-
-# The stream ingest and retry scheduler run inside every worker node (main process).
-from worker.loops import HeraldLoops  # noqa: E402  (needs ``app`` defined)
-
-app.steps["worker"].add(HeraldLoops)

@@ -15,12 +15,15 @@ records in Redis so every worker process shares them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
+
+from integrations.redis_keys import RedisKeys
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ def endpoint_of(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def breaker_key(tenant_id: str, url: str) -> str:
+    """The breaker of one tenant's endpoint: one tenant's failures on a shared SaaS host must
+    not pause the others'."""
+    return f"{tenant_id}|{endpoint_of(url)}"
 
 
 def is_open(state: BreakerState, now: float) -> bool:
@@ -73,18 +82,42 @@ class EndpointHealth:
 
     def __init__(self, client: redis.Redis, prefix: str, policy: BreakerPolicy) -> None:
         self._redis = client
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
         self.policy = policy
 
     def _key(self, endpoint: str) -> str:
-        return f"{self._prefix}:breaker:{endpoint}"
+        return self._keys.breaker(endpoint)
 
     def state(self, endpoint: str) -> BreakerState:
         """The endpoint's current record."""
         return _breaker_state(self._redis.hgetall(self._key(endpoint)))
 
-    def record_failure(self, endpoint: str, now: float | None = None) -> BreakerState:
-        """Count a retryable failure of ``endpoint``; returns the new record.
+    def snapshot(
+        self, endpoints: Sequence[str], event_ids: Sequence[str]
+    ) -> tuple[dict[str, BreakerState], set[str]]:
+        """The records of several endpoints, and which events have a failure streak, in one
+        round trip: a batch reads them once, and writes back only what changes."""
+        pipe = self._redis.pipeline(transaction=False)
+        for endpoint in endpoints:
+            pipe.hgetall(self._key(endpoint))
+        for event_id in event_ids:
+            pipe.exists(self._streak_key(event_id))
+        replies = pipe.execute()
+        states = {e: _breaker_state(r) for e, r in zip(endpoints, replies, strict=False)}
+        streaks = replies[len(endpoints) :]
+        failing = {e for e, n in zip(event_ids, streaks, strict=True) if n}
+        return states, failing
+
+    def forget(self, endpoints: Sequence[str], event_ids: Sequence[str]) -> None:
+        """Successes: close these breakers and end these events' failure streaks, at once."""
+        keys = [self._key(e) for e in endpoints] + [self._streak_key(e) for e in event_ids]
+        if keys:
+            self._redis.delete(*keys)
+
+    def record_failure(
+        self, endpoint: str, now: float | None = None, *, count: int = 1
+    ) -> BreakerState:
+        """Count ``count`` retryable failures of ``endpoint``; returns the new record.
 
         Read, decide and write run as one optimistic transaction (WATCH/MULTI, retried on a
         conflict): workers failing against the same endpoint at the same instant must each
@@ -93,7 +126,9 @@ class EndpointHealth:
         now = time.time() if now is None else now
 
         def update(raw: Mapping[Any, Any]) -> tuple[BreakerState, dict[str, float]]:
-            new = after_failure(_breaker_state(raw), now, self.policy)
+            new = _breaker_state(raw)
+            for _ in range(count):
+                new = after_failure(new, now, self.policy)
             return new, {"failures": new.failures, "open_until": new.open_until}
 
         ttl = int(self.policy.max_cooldown * 4) + 3600
@@ -106,7 +141,7 @@ class EndpointHealth:
     # -- event failure streaks (auto-disable) ----------------------------------------------
 
     def _streak_key(self, event_id: str) -> str:
-        return f"{self._prefix}:failing-since:{event_id}"
+        return self._keys.failing_since(event_id)
 
     def event_failed(self, event_id: str, now: float | None = None, *, gap: float) -> float:
         """Note a failed attempt of ``event_id``; returns when its failure streak began.
@@ -123,6 +158,17 @@ class EndpointHealth:
             return first, {"first": first, "last": max(last, now)}
 
         return _update_hash(self._redis, self._streak_key(event_id), update, int(gap) + 86400)
+
+    def disable_reason(
+        self, event_id: str, last_reason: str, now: float, *, gap: float, disable_after: float
+    ) -> str | None:
+        """Note a failed attempt of ``event_id``; the reason to disable it, once every
+        attempt has failed for ``disable_after`` seconds (``None`` before)."""
+        since = self.event_failed(event_id, now, gap=gap)
+        if not should_disable(since, now, disable_after):
+            return None
+        started = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
+        return f"auto-disabled: every delivery attempt failed since {started}; last: {last_reason}"
 
     def event_succeeded(self, event_id: str) -> None:
         """A success ends the event's failure streak."""

@@ -4,14 +4,16 @@ Producers in any language enqueue a change with one command::
 
     XADD herald:changes * message '{"id": "...", "tenantId": "...", ...}'
 
-Workers read the stream through the consumer group ``herald``. An entry is acknowledged (and
-deleted) only by the ``herald.ingest`` task once the message is processed, so an entry whose
-worker died, or whose task message the broker lost, stays pending; :meth:`StreamIngest.reclaim`
-dispatches entries that stayed pending longer than ``claim_idle`` seconds again
-(``XAUTOCLAIM``). Consumption is at-least-once; processing is idempotent.
+Workers read the stream through the consumer group ``herald``, a batch at a time
+(``XREADGROUP COUNT``), and hand each batch's entry ids to one ``herald.ingest_batch`` task:
+the task message carries ids, never payloads, and the task reads the entries back with one
+``XRANGE``. An entry is acknowledged (and deleted) only by that task once its outcomes are
+stored, so an entry whose worker died, or whose task message the broker lost, stays pending;
+:meth:`StreamIngest.reclaim` dispatches entries that stayed pending longer than ``claim_idle``
+seconds again (``XAUTOCLAIM``). Consumption is at-least-once; processing is idempotent.
 
-Parsing and validation happen in the ``herald.ingest`` task, not here, so this loop never needs
-the database and a malformed entry is dead-lettered where the activity API shows it.
+Parsing and validation happen in the task, not here, so this loop never needs the database
+and a malformed entry is dead-lettered where the activity API shows it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -51,15 +53,49 @@ def entry_text(fields: dict[bytes, bytes]) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def ack_entry(client: redis.Redis, stream: str, entry_id: str) -> None:
-    """Acknowledge and delete a processed stream entry.
+def ack_entries(client: redis.Redis, stream: str, entry_ids: Sequence[str]) -> None:
+    """Acknowledge and delete processed stream entries, in one round trip.
 
     Deleting keeps the stream from growing without bound: an acknowledged entry is done.
     """
+    if not entry_ids:
+        return
     pipe = client.pipeline(transaction=True)
-    pipe.xack(stream, GROUP, entry_id)
-    pipe.xdel(stream, entry_id)
+    pipe.xack(stream, GROUP, *entry_ids)
+    pipe.xdel(stream, *entry_ids)
     pipe.execute()
+
+
+def ack_entry(client: redis.Redis, stream: str, entry_id: str) -> None:
+    """Acknowledge and delete one processed stream entry."""
+    ack_entries(client, stream, [entry_id])
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def read_entries(
+    client: redis.Redis, stream: str, entry_ids: Sequence[str]
+) -> list[tuple[str, str]]:
+    """``(entry_id, message text)`` of the given entries still in the stream, in stream order.
+
+    One ``XRANGE`` over the ids' span: entries of other consumers in between are skipped,
+    and an entry already acknowledged and deleted (by a run that finished after a reclaim)
+    is simply absent.
+    """
+    if not entry_ids:
+        return []
+    wanted = set(entry_ids)
+    ordered = sorted(wanted, key=_id_key)
+    found: list[Any] = list(client.xrange(stream, ordered[0], ordered[-1]) or [])
+    out = []
+    for raw_id, fields in found:
+        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        if entry_id in wanted and fields:
+            out.append((entry_id, entry_text(fields)))
+    return out
 
 
 def consumer_name() -> str:
@@ -68,17 +104,17 @@ def consumer_name() -> str:
 
 
 class StreamIngest:
-    """Reads the entity-change stream and hands each entry to ``dispatch``."""
+    """Reads the entity-change stream and hands each batch of entry ids to ``dispatch``."""
 
     def __init__(
         self,
         client: redis.Redis,
         stream: str,
-        dispatch: Callable[[str, str], None],
+        dispatch: Callable[[list[str]], None],
         *,
         consumer: str | None = None,
         claim_idle: float = 60.0,
-        batch: int = 50,
+        batch: int = 100,
     ) -> None:
         self._redis = client
         self.stream = stream
@@ -101,17 +137,16 @@ class StreamIngest:
                 raise
         self._group_ready = True
 
-    def _handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
-        done = 0
-        for entry_id, fields in entries:
-            if fields is None:  # XAUTOCLAIM reports entries deleted meanwhile as nil
-                self._redis.xack(self.stream, GROUP, entry_id)
-                continue
-            # Not acknowledged here: the task does that once the message is processed, so
-            # an entry whose task is lost stays pending and is reclaimed.
-            self._dispatch(entry_text(fields), entry_id.decode())
-            done += 1
-        return done
+    def _handle(self, entries: list[tuple[bytes, dict[bytes, bytes] | None]]) -> int:
+        gone = [entry_id for entry_id, fields in entries if fields is None]
+        if gone:  # XAUTOCLAIM reports entries deleted meanwhile as nil
+            self._redis.xack(self.stream, GROUP, *gone)
+        ids = [entry_id.decode() for entry_id, fields in entries if fields is not None]
+        # Not acknowledged here: the task does that once the batch's outcomes are stored, so
+        # entries whose task is lost stay pending and are reclaimed.
+        if ids:
+            self._dispatch(ids)
+        return len(ids)
 
     def reclaim(self) -> int:
         """Take over entries left pending by dead consumers (or by this one) and dispatch them."""

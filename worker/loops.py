@@ -1,7 +1,7 @@
 """Background loops of every worker node: the stream ingest and the retry scheduler.
 
 They run as threads of the worker's main process, started and stopped by a Celery bootstep,
-so ``celery -A worker worker`` is all a deployment runs. Each loop is safe to run on many
+so ``celery -A worker.main worker`` is all a deployment runs. Each loop is safe to run on many
 nodes at once (consumer group; leased claims) and loses nothing if a node dies.
 """
 
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
-from celery import bootsteps
+from celery import Celery, bootsteps
 
 from integrations.config import get_settings
 from worker.ingest import StreamIngest
@@ -21,25 +22,36 @@ from worker.schedule import RetrySchedule
 log = logging.getLogger(__name__)
 
 
+Send = Callable[[str, tuple[object, ...]], None]
+
+
+def sender_of(app: Celery) -> Send:
+    """Sends a task by name on ``app``: the loops need no import of the task module."""
+
+    def send(name: str, args: tuple[object, ...]) -> None:
+        app.tasks[name].apply_async(args=args)
+
+    return send
+
+
 def run_scheduler(
     schedule: RetrySchedule,
     ingest_retries: RetrySchedule,
     stop: threading.Event,
+    send: Send,
     *,
     lease: float,
     tick: float = 0.5,
 ) -> None:
     """Move due retries (deliveries, and messages whose processing failed) to the queue."""
-    from worker.tasks import deliver, ingest
-
     while not stop.is_set():
         try:
             # Claimed entries stay in their set under the lease: the task replaces or removes
             # its entry once done, so a task the broker loses is dispatched again.
             for delivery_id, claimed in schedule.claim_due(lease=lease):
-                deliver.apply_async(args=(delivery_id, None, claimed))
+                send("herald.deliver", (delivery_id, None, claimed))
             for raw, _ in ingest_retries.claim_due(lease=lease):
-                ingest.apply_async(args=(raw, None, True))
+                send("herald.ingest", (raw, None, True))
         except redis.RedisError as exc:
             # Claimed entries stay in the set under their lease and come due again.
             log.warning("retry scheduler: Redis unavailable (%s); retrying", exc)
@@ -59,10 +71,10 @@ class HeraldLoops(bootsteps.StartStopStep):
         self._threads: list[threading.Thread] = []
 
     def start(self, parent: Any) -> None:
-        from worker.tasks import ingest
+        send = sender_of(parent.app)
 
-        def dispatch(raw: str, entry_id: str) -> None:
-            ingest.apply_async(args=(raw, entry_id))
+        def dispatch(entry_ids: list[str]) -> None:
+            send("herald.ingest_batch", (entry_ids,))
 
         settings = get_settings()
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
@@ -71,6 +83,7 @@ class HeraldLoops(bootsteps.StartStopStep):
             settings.stream_key,
             dispatch,
             claim_idle=settings.ingest_claim_idle,
+            batch=settings.ingest_batch,
         )
         schedule = RetrySchedule(client, settings.redis_prefix)
         ingest_retries = RetrySchedule(client, settings.redis_prefix, "ingest-retry")
@@ -81,7 +94,7 @@ class HeraldLoops(bootsteps.StartStopStep):
             ),
             threading.Thread(
                 target=run_scheduler,
-                args=(schedule, ingest_retries, self._stop),
+                args=(schedule, ingest_retries, self._stop, send),
                 kwargs={"lease": settings.dispatch_lease},
                 name="herald-retry",
                 daemon=True,

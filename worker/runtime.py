@@ -1,4 +1,4 @@
-"""Per-process resources of a worker: store, Redis client, sender, deliverer.
+"""Per-process resources of a worker: store, Redis client, sender, caches and runners.
 
 Built lazily on first use *in the process that uses them*: prefork children must not inherit
 sockets or connection pools opened by the parent before the fork.
@@ -13,11 +13,14 @@ from dataclasses import dataclass
 import redis
 
 from integrations.config import Settings, get_settings
+from integrations.redis_keys import RedisKeys
 from integrations.store import Store
 from notifiers.sender import Sender
-from worker.delivery import Deliverer
-from worker.pipeline import MatcherCache
+from worker.attempt import Deliverer
+from worker.batch import BatchRunner
+from worker.events import EventCache
 from worker.schedule import RetrySchedule
+from worker.sending import SendPool
 
 
 @dataclass
@@ -25,13 +28,16 @@ class Runtime:
     """Everything a task needs, for one process."""
 
     settings: Settings
+    keys: RedisKeys
     store: Store
     redis: redis.Redis
     schedule: RetrySchedule
     ingest_retries: RetrySchedule
     sender: Sender
+    pool: SendPool
+    events: EventCache
     deliverer: Deliverer
-    matchers: MatcherCache
+    batch: BatchRunner
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -40,19 +46,30 @@ class Runtime:
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
         schedule = RetrySchedule(client, settings.redis_prefix)
         sender = Sender(settings, client)
+        pool = SendPool(
+            sender.send_async,
+            close=sender.aclose,
+            concurrency=settings.send_concurrency,
+            per_endpoint=settings.endpoint_concurrency,
+        )
+        events = EventCache(store)
         return cls(
             settings=settings,
+            keys=RedisKeys(settings.redis_prefix),
             store=store,
             redis=client,
             schedule=schedule,
             ingest_retries=RetrySchedule(client, settings.redis_prefix, "ingest-retry"),
             sender=sender,
+            pool=pool,
+            events=events,
             deliverer=Deliverer(settings, store, sender, client, schedule),
-            matchers=MatcherCache(),
+            batch=BatchRunner(settings, store, client, events, pool),
         )
 
     def close(self) -> None:
         """Release connections."""
+        self.pool.close()
         self.sender.close()
         self.store.close()
         self.redis.close()

@@ -1,6 +1,11 @@
-"""Herald's Celery tasks: thin wrappers over :mod:`worker.pipeline` and :mod:`worker.delivery`.
+"""Herald's Celery tasks: thin wrappers over :mod:`worker.batch`, :mod:`worker.fanout` and
+:mod:`worker.attempt`.
 
-Neither task lets work vanish when it fails unexpectedly (the database down, a bug): Celery
+Registered with ``shared_task``, so this module imports no Celery app: the composition root
+(:mod:`worker.main`) builds the app, and the task options that depend on settings (time
+limits) come from the app's configuration (:func:`worker.app.celery_config`).
+
+No task lets work vanish when it fails unexpectedly (the database down, a bug): Celery
 acknowledges a failed task (``task_acks_on_failure_or_timeout``), so each task first puts its
 work back into a durable schedule in Redis, and only if even that fails rejects the message
 for Celery to requeue.
@@ -8,16 +13,15 @@ for Celery to requeue.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
+from typing import Any
 
+from celery import shared_task
 from celery.exceptions import Reject
 
-from integrations.config import get_settings
-from worker.app import app
-from worker.ingest import ack_entry
-from worker.pipeline import dead_letter, fan_out
+from worker.fanout import dead_letter_row, fan_out
+from worker.ingest import ack_entries, read_entries
 from worker.runtime import Runtime, get_runtime
 from worker.schedule import compute_backoff
 
@@ -27,25 +31,21 @@ log = logging.getLogger(__name__)
 INTERNAL_RETRY_DELAY = 30.0
 
 
-def _ingest_attempts_key(prefix: str, raw: str) -> str:
-    return f"{prefix}:ingest-attempts:{hashlib.sha256(raw.encode()).hexdigest()[:32]}"
-
-
-def retry_ingest_later(raw: str, exc: Exception) -> None:
+def retry_ingest_later(rt: Runtime, raw: str, exc: Exception) -> None:
     """Keep a message whose processing failed in the durable ingest-retry schedule.
 
     It is retried on the delivery retry schedule; once that is spent it is dead-lettered
     with the error, where the activity log shows it. If the dead letter cannot be written
     either (the database is what fails), it keeps waiting at the longest delay.
     """
-    rt = get_runtime()
-    key = _ingest_attempts_key(rt.settings.redis_prefix, raw)
+    key = rt.keys.ingest_attempts(raw)
     attempts = int(rt.redis.incr(key))
     rt.redis.expire(key, int(sum(rt.settings.retry_schedule) * 2) + 86400)
     delay = compute_backoff(attempts, rt.settings.retry_schedule)
     if delay is None:
         try:
-            dead_letter(rt.store, raw, f"could not be processed after {attempts} tries: {exc}")
+            reason = f"could not be processed after {attempts} tries: {exc}"
+            rt.store.ingest_batch([], [dead_letter_row(raw, reason)], rt.settings.dedupe_window)
             rt.redis.delete(key)
             return
         except Exception:
@@ -66,45 +66,68 @@ def dispatch_delivery(rt: Runtime, delivery_id: str, expected_attempts: int | No
     deliver.apply_async(args=(delivery_id, expected_attempts))
 
 
-@app.task(name="herald.ingest")
-def ingest(raw: str, entry_id: str | None = None, from_retry: bool = False) -> int:
-    """Validate one entity-change message and dispatch a delivery per matching event.
+@shared_task(name="herald.ingest_batch")
+def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
+    """Process a batch of stream entries: fan out, make every first attempt, acknowledge.
 
-    The stream entry ``entry_id`` (or the ingest-retry entry, ``from_retry``) is
-    acknowledged only here, once every delivery is created and dispatched: until then it is
-    dispatched again if this task is lost.
+    The entries are acknowledged only once their outcomes are stored (or their messages are
+    kept in the ingest-retry schedule): until then a lost task leaves them pending, and
+    they are dispatched again.
     """
     rt = get_runtime()
+    entries = read_entries(rt.redis, rt.keys.stream, entry_ids)
+    raws = [raw for _, raw in entries]
     try:
-        result = fan_out(rt.store, rt.matchers, raw, dedupe_window=rt.settings.dedupe_window)
+        report = rt.batch.run(raws)
+        for delivery in report.redelivered:
+            dispatch_delivery(rt, delivery.id, delivery.attempts)
+    except Exception as exc:
+        log.exception("processing a batch of %d messages failed; they will be retried", len(raws))
+        try:
+            for raw in raws:
+                retry_ingest_later(rt, raw, exc)
+        except Exception:
+            raise Reject(f"cannot keep the batch for a retry: {exc}", requeue=True) from exc
+        ack_entries(rt.redis, rt.keys.stream, [entry_id for entry_id, _ in entries])
+        return {"messages": len(raws), "error": type(exc).__name__}
+    ack_entries(rt.redis, rt.keys.stream, entry_ids)
+    return {
+        "messages": report.messages,
+        "sent": report.sent,
+        "retrying": report.retrying,
+        "failed": report.failed,
+        "deferred": report.deferred,
+        "deadLetters": report.dead_letters,
+    }
+
+
+@shared_task(name="herald.ingest")
+def ingest(raw: str, entry_id: str | None = None, from_retry: bool = False) -> int:
+    """Process one message again (from the ingest-retry schedule, or the API's replay of a
+    corrected dead letter); its deliveries go to the per-delivery path."""
+    try:
+        rt = get_runtime()
+        result = fan_out(rt.store, rt.events, raw, dedupe_window=rt.settings.dedupe_window)
         for delivery_id in result.deliveries:
             dispatch_delivery(rt, delivery_id, 0)
         if entry_id is not None:
-            ack_entry(rt.redis, rt.settings.stream_key, entry_id)
+            ack_entries(rt.redis, rt.keys.stream, [entry_id])
         if from_retry:
             rt.ingest_retries.remove(raw)
     except Exception as exc:
         log.exception("processing a message failed; it will be retried")
         try:
-            retry_ingest_later(raw, exc)
+            rt = get_runtime()
+            retry_ingest_later(rt, raw, exc)
             if entry_id is not None:
-                ack_entry(rt.redis, rt.settings.stream_key, entry_id)
+                ack_entries(rt.redis, rt.keys.stream, [entry_id])
         except Exception:
             raise Reject(f"cannot keep the message for a retry: {exc}", requeue=True) from exc
         return -1
     return len(result.deliveries)
 
 
-_LIMIT = int(get_settings().deliver_time_limit)
-
-
-# The soft limit bounds one attempt (token request + connect + read, and rendering, which the
-# sandbox cannot bound itself); the deliverer records a hit as a retryable internal error.
-@app.task(
-    name="herald.deliver",
-    soft_time_limit=_LIMIT - min(30, _LIMIT // 5),
-    time_limit=_LIMIT,
-)
+@shared_task(name="herald.deliver")
 def deliver(
     delivery_id: str, expected_attempts: int | None = None, claimed: int | None = None
 ) -> str:
@@ -112,13 +135,13 @@ def deliver(
 
     ``claimed`` is the lease (ms) of the schedule entry that dispatched this task, if one did.
     """
-    rt = get_runtime()
     try:
+        rt = get_runtime()
         result = rt.deliverer.deliver(delivery_id, expected_attempts, claimed=claimed)
     except Exception as exc:
         log.exception("delivery %s: internal error; it will be retried", delivery_id)
         try:
-            rt.schedule.add(delivery_id, time.time() + INTERNAL_RETRY_DELAY)
+            get_runtime().schedule.add(delivery_id, time.time() + INTERNAL_RETRY_DELAY)
         except Exception:
             raise Reject(f"cannot schedule a retry: {exc}", requeue=True) from exc
         return "error"

@@ -1,6 +1,6 @@
 """Real processes for end-to-end and fault-injection tests: Celery workers and the API.
 
-A :class:`WorkerProcess` is a real ``celery -A worker worker`` subprocess configured through
+A :class:`WorkerProcess` is a real ``celery -A worker.main worker`` subprocess configured through
 ``HERALD_*`` variables, exactly as a deployment runs it; never Celery's eager mode.
 """
 
@@ -45,7 +45,7 @@ def herald_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A ``celery -A worker worker`` subprocess; its log goes to ``log_path``."""
+    """A ``celery -A worker.main worker`` subprocess; its log goes to ``log_path``."""
 
     def __init__(
         self,

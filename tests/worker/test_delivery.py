@@ -25,8 +25,10 @@ from integrations.models import IntegrationEventIn, Notifier
 from integrations.store import Store, StoredEvent, delivery_id_for
 from notifiers.sender import Sender
 from tests.support.sinks import RecordingSink, Reply
-from worker.delivery import MAX_UNFINISHED_STARTS, Deliverer
-from worker.pipeline import MatcherCache, fan_out
+from worker.attempt import Deliverer
+from worker.events import EventCache
+from worker.fanout import fan_out
+from worker.lease import MAX_UNFINISHED_STARTS
 from worker.schedule import RetrySchedule
 
 TENANT = "client_9"
@@ -38,10 +40,11 @@ class Harness:
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.settings = settings
         self.store = Store(settings.database_url, settings.secret_key)
+        self.store.migrate()
         self.sender = Sender(settings, client)
         self.schedule = RetrySchedule(client, settings.redis_prefix)
         self.deliverer = Deliverer(settings, self.store, self.sender, client, self.schedule)
-        self.matchers = MatcherCache()
+        self.matchers = EventCache(self.store)
         self.store.create_tenant(TENANT)
         self.installed = self.store.install(TENANT, "CUSTOM", "Ticketing").id
 
@@ -164,7 +167,7 @@ def test_a_delivery_locked_by_another_worker_is_looked_at_again_later(
 ) -> None:
     h.event(sink)
     [dlv] = h.publish({"subject": "x"})
-    redis_client.set(f"{h.settings.redis_prefix}:lock:{dlv}", "someone-else", ex=60)
+    redis_client.set(h.settings.keys.lock(dlv), "someone-else", ex=60)
     before = time.time()
     assert h.deliverer.deliver(dlv, 0).outcome == "skipped"
     after = time.time()
@@ -172,7 +175,7 @@ def test_a_delivery_locked_by_another_worker_is_looked_at_again_later(
     # Not stranded if the holder died: due again once its lock runs out (60 s), not a whole
     # lock period (deliver_time_limit + 20 s) after this redundant dispatch.
     due = h.schedule.due_at(dlv)
-    assert h.deliverer.lock_ttl > 100
+    assert h.deliverer.lease.lock_ttl > 100
     assert due is not None and before + 59 <= due <= after + 61.01
 
 
@@ -197,7 +200,7 @@ def test_a_delivery_that_keeps_killing_its_worker_becomes_poison(
 ) -> None:
     h.event(sink)
     [dlv] = h.publish({"subject": "x"})
-    redis_client.set(f"{h.settings.redis_prefix}:starts:{dlv}", MAX_UNFINISHED_STARTS)
+    redis_client.set(h.settings.keys.starts(dlv), MAX_UNFINISHED_STARTS)
     assert h.deliverer.deliver(dlv, 0).outcome == "failed"
     d = h.store.get_delivery(dlv)
     assert d is not None and d.status == "FAILED" and d.error_class == "poison"

@@ -7,7 +7,7 @@ import json
 import pytest
 import redis
 
-from worker.ingest import GROUP, StreamIngest, ack_entry, entry_text
+from worker.ingest import GROUP, StreamIngest, ack_entries, ack_entry, entry_text, read_entries
 
 
 def test_entry_text_forms() -> None:
@@ -18,13 +18,19 @@ def test_entry_text_forms() -> None:
 
 
 class Recorder:
-    """A dispatch target that keeps what it was handed, like the ingest task's queue."""
+    """A dispatch target that keeps the batches it was handed and reads them back, as the
+    batch task does."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: redis.Redis, stream: str) -> None:
+        self.client, self.stream = client, stream
+        self.batches: list[list[str]] = []
         self.got: list[tuple[str, str]] = []
 
-    def __call__(self, raw: str, entry_id: str) -> None:
-        self.got.append((raw, entry_id))
+    def __call__(self, entry_ids: list[str]) -> None:
+        self.batches.append(entry_ids)
+        self.got += [
+            (raw, entry_id) for entry_id, raw in read_entries(self.client, self.stream, entry_ids)
+        ]
 
     @property
     def texts(self) -> list[str]:
@@ -37,11 +43,12 @@ def test_entries_stay_pending_until_the_task_acknowledges_them(
     stream = f"{redis_prefix}:changes"
     # Published before any worker created the group: still consumed.
     redis_client.xadd(stream, {"message": "one"})
-    rec = Recorder()
+    rec = Recorder(redis_client, stream)
     ingest = StreamIngest(redis_client, stream, rec, consumer="c1")
     redis_client.xadd(stream, {"message": "two"})
     assert ingest.read(block_ms=100) == 2
     assert rec.texts == ["one", "two"]
+    assert len(rec.batches) == 1  # one task for the whole read
     assert redis_client.xpending(stream, GROUP)["pending"] == 2
     for _, entry_id in rec.got:
         ack_entry(redis_client, stream, entry_id)
@@ -54,12 +61,12 @@ def test_entries_whose_task_never_finished_are_dispatched_again(
 ) -> None:
     """A consumer that died before dispatching, or a task the broker lost: both reclaimed."""
     stream = f"{redis_prefix}:changes"
-    StreamIngest(redis_client, stream, Recorder(), consumer="x").ensure_group()
+    StreamIngest(redis_client, stream, Recorder(redis_client, stream), consumer="x").ensure_group()
     redis_client.xadd(stream, {"message": "lost?"})
     # Consumer "dead" reads the entry and dies before dispatching it.
     redis_client.xreadgroup(GROUP, "dead", {stream: ">"}, count=10)
     assert redis_client.xpending(stream, GROUP)["pending"] == 1
-    rec = Recorder()
+    rec = Recorder(redis_client, stream)
     survivor = StreamIngest(redis_client, stream, rec, consumer="alive", claim_idle=0.0)
     assert survivor.reclaim() == 1
     assert rec.texts == ["lost?"]
@@ -74,7 +81,7 @@ def test_a_failed_dispatch_leaves_the_entry_pending(
 ) -> None:
     stream = f"{redis_prefix}:changes"
 
-    def broken(raw: str, entry_id: str) -> None:
+    def broken(entry_ids: list[str]) -> None:
         raise ConnectionError("broker down")
 
     ingest = StreamIngest(redis_client, stream, broken, consumer="c1", claim_idle=0.0)
@@ -82,6 +89,22 @@ def test_a_failed_dispatch_leaves_the_entry_pending(
     with pytest.raises(ConnectionError):
         ingest.read(block_ms=100)
     assert redis_client.xpending(stream, GROUP)["pending"] == 1
-    rec = Recorder()
+    rec = Recorder(redis_client, stream)
     StreamIngest(redis_client, stream, rec, consumer="c2", claim_idle=0.0).reclaim()
     assert rec.texts == ["keep me"]
+
+
+def test_a_batch_reads_back_only_its_own_entries_in_one_range(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Entries of another consumer inside the span, and entries already acknowledged, are
+    not the batch's."""
+    stream = f"{redis_prefix}:changes"
+    ids = [redis_client.xadd(stream, {"message": f"m{i}"}).decode() for i in range(5)]
+    mine = [ids[0], ids[2], ids[4]]
+    ack_entries(redis_client, stream, [ids[4]])  # finished by a run after a reclaim
+    assert read_entries(redis_client, stream, list(reversed(mine))) == [
+        (ids[0], "m0"),
+        (ids[2], "m2"),
+    ]
+    assert read_entries(redis_client, stream, []) == []

@@ -17,9 +17,10 @@ import redis
 
 import worker.runtime as runtime
 from integrations.config import Settings
+from worker.ingest import StreamIngest
 from worker.runtime import Runtime
 from worker.schedule import RetrySchedule
-from worker.tasks import deliver, ingest
+from worker.tasks import deliver, ingest, ingest_batch
 
 MESSAGE = json.dumps(
     {
@@ -65,3 +66,18 @@ def test_a_delivery_whose_attempt_fails_internally_waits_in_the_retry_schedule(
 ) -> None:
     assert deliver.run("DLV-somewhere", 0) == "error"
     assert RetrySchedule(redis_client, settings.redis_prefix).due_at("DLV-somewhere") is not None
+
+
+def test_a_batch_whose_processing_fails_is_kept_in_the_ingest_retry_schedule(
+    broken_db_runtime: Runtime, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """The database is down: each message of the batch waits in the ingest-retry schedule,
+    and only then are the stream entries acknowledged."""
+    stream = settings.stream_key
+    StreamIngest(redis_client, stream, lambda ids: None).ensure_group()
+    entry = redis_client.xadd(stream, {"message": MESSAGE}).decode()
+    redis_client.xreadgroup("herald", "c1", {stream: ">"})
+    assert ingest_batch.run([entry])["error"]
+    assert RetrySchedule(redis_client, settings.redis_prefix, "ingest-retry").due_at(MESSAGE)
+    assert redis_client.xlen(stream) == 0
+    assert redis_client.xpending(stream, "herald")["pending"] == 0

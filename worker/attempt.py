@@ -1,0 +1,281 @@
+"""One attempt at one delivery: the retry path (``herald.deliver``).
+
+First attempts are made by the batch that fanned the change out (:mod:`worker.batch`); every
+later attempt (a retry on the schedule, a replay, recovery after a crash) comes through here,
+one delivery at a time, under a :class:`~worker.lease.Lease`. The decisions are the same pure
+functions the batch uses (:mod:`worker.outcomes`); the request is built by the same
+:func:`worker.prepare.build_request`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from integrations.config import Settings
+from integrations.errors import HeraldError, PermanentError, RetryableError
+from integrations.models import EntityChange
+from integrations.redis_keys import RedisKeys
+from integrations.store import Delivery, DeliveryStatus, Store, StoredEvent
+from notifiers.sender import Sender
+from worker.health import BreakerPolicy, EndpointHealth, breaker_key, is_open
+from worker.lease import MAX_UNFINISHED_STARTS, Lease
+from worker.outcomes import (
+    AttemptContext,
+    Outcome,
+    deferral,
+    failed,
+    retried_or_failed,
+    streak_gap,
+    succeeded,
+    trips_breaker,
+)
+from worker.prepare import Prepared, build_request
+from worker.schedule import RetrySchedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one run of the delivery task did: ``sent``, ``retrying``, ``failed``,
+    ``deferred`` or ``skipped``."""
+
+    outcome: str
+    detail: str = ""
+
+
+def _not_due(delivery: Delivery) -> bool:
+    """Whether the delivery waits for a later retry (with a second of slack for clocks)."""
+    due = delivery.next_attempt_at
+    return due is not None and (due - datetime.now(UTC)).total_seconds() > 1.0
+
+
+class Deliverer:
+    """Runs single delivery attempts. One per worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        sender: Sender,
+        client: redis.Redis,
+        schedule: RetrySchedule,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sender = sender
+        self.schedule = schedule
+        # A delivery holds its lock for one attempt, which the task's hard time limit bounds.
+        self.lease = Lease(
+            client,
+            RedisKeys(settings.redis_prefix),
+            schedule,
+            int(settings.deliver_time_limit) + 20,
+        )
+        self.health = EndpointHealth(
+            client,
+            settings.redis_prefix,
+            BreakerPolicy(
+                settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
+            ),
+        )
+
+    def deliver(
+        self, delivery_id: str, expected_attempts: int | None = None, *, claimed: int | None = None
+    ) -> Result:
+        """Make one attempt at ``delivery_id`` unless it is done, stale or in other hands.
+
+        ``expected_attempts`` guards against a task dispatched twice: the dispatcher passes
+        the attempt count it saw, and a task whose count is behind is a duplicate.
+        ``claimed`` is the lease (ms) of the schedule entry that dispatched this task.
+        """
+        delivery = self.store.get_delivery(delivery_id)
+        if delivery is None or delivery.status in DeliveryStatus.TERMINAL:
+            if claimed is not None:
+                # A schedule entry outlived its delivery (a redundant dispatch re-added it
+                # just after the outcome was stored): drop it, or its lease would dispatch it
+                # again forever. Only if untouched since the claim: a replay re-adds it.
+                self.schedule.remove_if_unchanged(delivery_id, claimed)
+            if delivery is None:
+                return Result("skipped", "no such delivery")
+            return Result("skipped", f"already {delivery.status}")
+        if expected_attempts is not None and delivery.attempts != expected_attempts:
+            return Result("skipped", "duplicate dispatch")
+        if expected_attempts is None and _not_due(delivery):
+            # A redispatch of work rescheduled meanwhile: the schedule holds the real due time.
+            return Result("skipped", "not due yet")
+        token = self.lease.take(delivery_id)
+        if token is None:
+            return Result("skipped", "locked by another worker")
+        try:
+            # Read again under the lock: the previous holder may have finished it meanwhile.
+            delivery = self.store.get_delivery(delivery_id)
+            if delivery is None or delivery.status in DeliveryStatus.TERMINAL:
+                self.schedule.remove(delivery_id)
+                return Result("skipped", "finished by another worker")
+            return self._counted_attempt(delivery)
+        finally:
+            self.lease.release(delivery_id, token)
+
+    def _counted_attempt(self, delivery: Delivery) -> Result:
+        starts = self.lease.count_start(delivery.id)
+        if starts > MAX_UNFINISHED_STARTS:
+            self.store.fail_delivery(
+                delivery.id,
+                f"poison delivery: its worker died {starts - 1} times before the attempt "
+                "finished; fix the event and replay it",
+                "poison",
+            )
+            self.schedule.remove(delivery.id)
+            return Result("failed", "poison")
+        result = self._attempt(delivery)
+        self.lease.finished(delivery.id)
+        return result
+
+    def _give_up(self, delivery: Delivery, reason: str, error_class: str) -> Result:
+        self.store.fail_delivery(delivery.id, reason, error_class)
+        self.schedule.remove(delivery.id)
+        return Result("failed", reason)
+
+    def _attempt(self, delivery: Delivery) -> Result:
+        event = self.store.load_event(delivery.event_id) if delivery.event_id else None
+        if event is None:
+            return self._give_up(delivery, "integration event was deleted", "event_deleted")
+        if not event.active:
+            reason = "integration event is inactive"
+            if event.disabled_reason:
+                reason += f": {event.disabled_reason}"
+            return self._give_up(delivery, reason, "event_inactive")
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        prepared: Prepared | None = None
+
+        def context() -> AttemptContext:
+            capture_for = None
+            if delivery.entity_id is not None and event.spec.responseHeaders:
+                capture_for = (event.id, delivery.entity_id)
+            return AttemptContext(
+                delivery_id=delivery.id,
+                attempts=delivery.attempts,
+                attempts_base=delivery.attempts_base,
+                started_at=started,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                prepared=prepared,
+                capture_for=capture_for,
+            )
+
+        try:
+            prepared = self._prepare(delivery, event)
+            endpoint = breaker_key(event.tenant_id, prepared.request.url)
+            breaker = self.health.state(endpoint)
+            if is_open(breaker, time.time()) and self._may_wait(delivery):
+                return self._defer(delivery, endpoint, breaker.failures, breaker.open_until)
+            response = self.sender.send(prepared.request)
+        except RetryableError as exc:
+            if trips_breaker(exc, prepared) and prepared is not None:
+                self.health.record_failure(breaker_key(event.tenant_id, prepared.request.url))
+            disabled = self._auto_disable(event, exc)
+            if disabled is not None:
+                return self._apply(failed(context(), exc, reason=disabled))
+            return self._apply(self._retry(context(), exc))
+        except PermanentError as exc:
+            self._auto_disable(event, exc)
+            return self._apply(failed(context(), exc))
+        except Exception as exc:
+            # A bug, or the task's soft time limit: never lose the delivery over it. Record
+            # it and retry on the schedule, which ends in FAILED if it keeps happening.
+            log.exception("delivery %s: unexpected error", delivery.id)
+            internal = RetryableError(
+                f"internal error: {type(exc).__name__}: {exc}", error_class="internal_error"
+            )
+            return self._apply(self._retry(context(), internal))
+        captured = response.capture(event.spec.responseHeaders)
+        result = self._apply(succeeded(context(), response, captured))
+        # Bookkeeping after the outcome is safe in the store: a failure here must not turn a
+        # delivered notification into a resend.
+        try:
+            self.health.forget([breaker_key(event.tenant_id, prepared.request.url)], [event.id])
+        except Exception:
+            log.exception("delivery %s: bookkeeping after success failed", delivery.id)
+        return result
+
+    def _prepare(self, delivery: Delivery, event: StoredEvent) -> Prepared:
+        change = EntityChange.model_validate_json(delivery.message)
+        extra: dict[str, Any] = {}
+        if delivery.entity_id is not None:
+            extra.update(self.store.captured_for_entity(event, delivery.entity_id))
+        return build_request(
+            delivery_id=delivery.id,
+            event=event,
+            entity=change.entity,
+            data=change.data,
+            extra=extra,
+        )
+
+    def _retry(self, ctx: AttemptContext, exc: RetryableError) -> Outcome:
+        return retried_or_failed(
+            ctx,
+            exc,
+            schedule=self.settings.retry_schedule,
+            max_retry_after=self.settings.max_retry_after,
+            now=time.time(),
+        )
+
+    def _apply(self, outcome: Outcome) -> Result:
+        """Store an outcome: the schedule first (a retry fires even if we die before the
+        store has it), then the record; a finished delivery leaves the schedule after."""
+        delivery_id = outcome.record.delivery_id
+        if outcome.due is not None:
+            self.schedule.add(delivery_id, outcome.due)
+        self.store.record_attempts([outcome.record])
+        if outcome.due is None:
+            self.schedule.remove(delivery_id)
+        if outcome.result == "failed":
+            log.warning("delivery %s failed: %s", delivery_id, outcome.detail)
+        return Result(outcome.result, outcome.detail)
+
+    def _may_wait(self, delivery: Delivery) -> bool:
+        """Whether a delivery may still be deferred by an open breaker.
+
+        Deferrals spend no attempts, so without a bound a delivery behind a dead endpoint
+        would wait until auto-disable. Once it is older than its whole retry budget it is
+        attempted regardless, and its retries run out as the schedule says.
+        """
+        budget = sum(self.settings.retry_schedule) * 1.2
+        return (datetime.now(UTC) - delivery.created_at).total_seconds() < budget
+
+    def _defer(self, delivery: Delivery, endpoint: str, failures: int, until: float) -> Result:
+        """Wait for an open breaker without spending an attempt."""
+        due, why = deferral(
+            endpoint, failures, until, self.settings.breaker_cooldown, random.random
+        )
+        self.schedule.add(delivery.id, due)
+        self.store.defer(delivery.id, datetime.fromtimestamp(due, UTC), why)
+        return Result("deferred", endpoint)
+
+    def _auto_disable(self, event: StoredEvent, exc: HeraldError) -> str | None:
+        """Note a failed attempt; disable the event once every attempt failed for too long.
+
+        Returns the reason when it disabled the event.
+        """
+        reason = self.health.disable_reason(
+            event.id,
+            exc.reason,
+            time.time(),
+            gap=streak_gap(self.settings),
+            disable_after=self.settings.disable_after,
+        )
+        if reason is None:
+            return None
+        self.store.set_event_active(event.id, False, reason)
+        log.warning("event %s %s", event.id, reason)
+        return reason
+
+
+__all__ = ["MAX_UNFINISHED_STARTS", "Deliverer", "Result"]

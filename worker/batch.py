@@ -1,0 +1,315 @@
+"""A batch of entity changes end to end: fan out, then make every first attempt at once.
+
+One ``herald.ingest_batch`` task carries a batch of stream entries. Its first attempts are
+made here, where the fan-out happened, with no second task hop, and with their bookkeeping
+shared by the whole batch:
+
+1. one transaction remembers the messages and creates the deliveries (:mod:`worker.fanout`);
+2. one pipelined read gets the breaker records of the batch's endpoints and the failure
+   streaks of its events;
+3. the requests go out together (:class:`~worker.sending.SendPool`);
+4. one pipeline schedules the retries (before the store has them: if this process dies
+   in between, a retry still fires);
+5. one transaction stores every outcome (:meth:`Store.record_attempts`);
+6. one round trip closes breakers and failure streaks that a success ended, only for those
+   that were open: a success against a healthy endpoint writes nothing to Redis.
+
+For a first attempt the stream entry itself is the lease: it is acknowledged only after the
+outcomes are stored (by the task), so a crash re-reads the batch; its messages are then
+duplicates and the deliveries they left PENDING go to the per-delivery path, locks and all.
+The duplicates such a crash can cause are bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from integrations.config import Settings
+from integrations.errors import HeraldError, PermanentError, RetryableError
+from integrations.redis_keys import RedisKeys
+from integrations.store import Delivery, Store
+from notifiers.sender import DeliveryResponse
+from worker.events import EventCache
+from worker.fanout import Planned, ingest, plan_batch
+from worker.health import (
+    BreakerPolicy,
+    BreakerState,
+    EndpointHealth,
+    breaker_key,
+    is_open,
+)
+from worker.outcomes import (
+    AttemptContext,
+    Outcome,
+    deferral,
+    failed,
+    retried_or_failed,
+    streak_gap,
+    succeeded,
+)
+from worker.outcomes import trips_breaker as _trips
+from worker.prepare import Prepared, build_request
+from worker.sending import SendPool, SendResult
+
+log = logging.getLogger(__name__)
+
+#: A delivery whose first attempt the batch could not finish comes due again after this long.
+INTERNAL_RETRY_DELAY = 30.0
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one batch did."""
+
+    messages: int
+    created: int
+    sent: int
+    retrying: int
+    failed: int
+    deferred: int
+    dead_letters: int
+    #: Deliveries an interrupted earlier run left PENDING: the caller dispatches them.
+    redelivered: tuple[Delivery, ...]
+
+
+@dataclass
+class _Attempt:
+    planned: Planned
+    started_at: datetime
+    t0: float
+    prepared: Prepared | None = None
+    breaker_key: str | None = None
+    error: HeraldError | None = None
+
+
+class BatchRunner:
+    """Runs batches in one worker process (store, Redis, sender pool shared)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        client: redis.Redis,
+        events: EventCache,
+        pool: SendPool,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.redis = client
+        self.keys = RedisKeys(settings.redis_prefix)
+        self.events = events
+        self.pool = pool
+        self.now = now
+        self.health = EndpointHealth(client, settings.redis_prefix, _policy(settings))
+
+    def run(self, raws: Sequence[str]) -> BatchReport:
+        """Fan out ``raws`` and make the first attempts of the deliveries they create."""
+        plan = plan_batch(raws, self.events)
+        result = ingest(self.store, plan, dedupe_window=self.settings.dedupe_window)
+        todo = [p for p in plan.first_attempts if p.delivery_id in result.created]
+        counts = {"sent": 0, "retrying": 0, "failed": 0, "deferred": 0}
+        if todo:
+            try:
+                counts = self._first_attempts(todo)
+            except Exception:
+                # Never lose a delivery over a bug or a time limit: every one of this batch
+                # whose outcome is not stored is picked up by the retry path.
+                # Their entries are acknowledged as usual, since the schedule now holds them.
+                log.exception("batch: first attempts failed; %d deliveries rescheduled", len(todo))
+                self._reschedule([p.delivery_id for p in todo], INTERNAL_RETRY_DELAY)
+                counts["retrying"] = len(todo)
+        return BatchReport(
+            messages=len(plan.messages),
+            created=len(result.created),
+            dead_letters=len(plan.dead_letters),
+            redelivered=result.redelivered,
+            **counts,
+        )
+
+    # -- the attempts ----------------------------------------------------------------------
+
+    def _first_attempts(self, todo: list[Planned]) -> dict[str, int]:
+        attempts = [self._prepare(p) for p in todo]
+        ready = [a for a in attempts if a.prepared is not None]
+        endpoints = sorted({a.breaker_key for a in ready if a.breaker_key})
+        event_ids = sorted({a.planned.live.event.id for a in attempts})
+        states, failing = self.health.snapshot(endpoints, event_ids)
+        now = self.now()
+        deferred = [a for a in ready if is_open(states[a.breaker_key or ""], now)]
+        to_send = [a for a in ready if not is_open(states[a.breaker_key or ""], now)]
+        results = self.pool.send_all(
+            [(a.breaker_key or "", a.prepared.request) for a in to_send if a.prepared]
+        )
+        outcomes = [self._outcome(a, None) for a in attempts if a.prepared is None]
+        outcomes += [self._outcome(a, r) for a, r in zip(to_send, results, strict=True)]
+        outcomes = self._note_failures(outcomes, states)
+        self._defer(deferred, states)
+        self._store(outcomes)
+        self._forget(outcomes, states, failing)
+        tally = {"sent": 0, "retrying": 0, "failed": 0, "deferred": len(deferred)}
+        for _, outcome in outcomes:
+            tally[outcome.result] += 1
+        return tally
+
+    def _prepare(self, planned: Planned) -> _Attempt:
+        attempt = _Attempt(planned, datetime.now(UTC), time.perf_counter())
+        event = planned.live.event
+        extra: dict[str, Any] | None = None
+        try:
+            if planned.live.needs_captures and planned.entity_id is not None:
+                extra = dict(self.store.captured_for_entity(event, planned.entity_id))
+            attempt.prepared = build_request(
+                delivery_id=planned.delivery_id,
+                event=event,
+                entity=planned.change.entity,
+                data=planned.change.data,
+                extra=extra,
+            )
+            attempt.breaker_key = breaker_key(event.tenant_id, attempt.prepared.request.url)
+        except HeraldError as exc:
+            attempt.error = exc
+        return attempt
+
+    def _context(self, attempt: _Attempt, duration_ms: float) -> AttemptContext:
+        planned = attempt.planned
+        capture_for = None
+        if planned.entity_id is not None and planned.live.event.spec.responseHeaders:
+            capture_for = (planned.live.event.id, planned.entity_id)
+        return AttemptContext(
+            delivery_id=planned.delivery_id,
+            attempts=0,
+            attempts_base=0,
+            started_at=attempt.started_at,
+            duration_ms=duration_ms,
+            prepared=attempt.prepared,
+            capture_for=capture_for,
+        )
+
+    def _outcome(self, attempt: _Attempt, result: SendResult | None) -> tuple[_Attempt, Outcome]:
+        duration_ms = (time.perf_counter() - attempt.t0) * 1000
+        ctx = self._context(attempt, duration_ms)
+        if isinstance(result, DeliveryResponse):
+            spec = attempt.planned.live.event.spec
+            try:
+                captured = result.capture(spec.responseHeaders)
+            except Exception:  # a 2xx is a success even if its body cannot be read
+                log.exception("delivery %s: response capture failed", ctx.delivery_id)
+                captured = {}
+            return attempt, succeeded(ctx, result, captured)
+        error = attempt.error if result is None else result
+        if isinstance(error, PermanentError):
+            return attempt, failed(ctx, error)
+        if not isinstance(error, RetryableError):
+            log.error("delivery %s: unexpected error", ctx.delivery_id, exc_info=error)
+            error = RetryableError(
+                f"internal error: {type(error).__name__}: {error}", error_class="internal_error"
+            )
+        attempt.error = error
+        return attempt, retried_or_failed(
+            ctx,
+            error,
+            schedule=self.settings.retry_schedule,
+            max_retry_after=self.settings.max_retry_after,
+            now=self.now(),
+        )
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _note_failures(
+        self, outcomes: list[tuple[_Attempt, Outcome]], states: dict[str, BreakerState]
+    ) -> list[tuple[_Attempt, Outcome]]:
+        """Count failures against breakers and events (failures only); auto-disable."""
+        per_endpoint: dict[str, int] = {}
+        failing_events: dict[str, HeraldError] = {}
+        for attempt, outcome in outcomes:
+            if outcome.result == "sent" or attempt.error is None:
+                continue
+            failing_events[attempt.planned.live.event.id] = attempt.error
+            if isinstance(attempt.error, RetryableError) and _trips(
+                attempt.error, attempt.prepared
+            ):
+                key = attempt.breaker_key or ""
+                per_endpoint[key] = per_endpoint.get(key, 0) + 1
+        for endpoint, count in per_endpoint.items():
+            states[endpoint] = self.health.record_failure(endpoint, self.now(), count=count)
+        disabled: dict[str, str] = {}
+        for event_id, error in failing_events.items():
+            reason = self.health.disable_reason(
+                event_id,
+                error.reason,
+                self.now(),
+                gap=streak_gap(self.settings),
+                disable_after=self.settings.disable_after,
+            )
+            if reason is not None:
+                self.store.set_event_active(event_id, False, reason)
+                log.warning("event %s %s", event_id, reason)
+                disabled[event_id] = reason
+        if not disabled:
+            return outcomes
+        return [
+            (a, failed(self._context(a, o.record.duration_ms), a.error, reason=reason))
+            if a.error is not None and (reason := disabled.get(a.planned.live.event.id))
+            else (a, o)
+            for a, o in outcomes
+        ]
+
+    def _defer(self, deferred: list[_Attempt], states: dict[str, BreakerState]) -> None:
+        """Deliveries behind an open breaker wait without spending an attempt."""
+        if not deferred:
+            return
+        waits = {}
+        for attempt in deferred:
+            key = attempt.breaker_key or ""
+            state = states[key]
+            waits[attempt.planned.delivery_id] = deferral(
+                key, state.failures, state.open_until, self.settings.breaker_cooldown, random.random
+            )
+        self._schedule({delivery_id: due for delivery_id, (due, _) in waits.items()})
+        for delivery_id, (due, why) in waits.items():
+            self.store.defer(delivery_id, datetime.fromtimestamp(due, UTC), why)
+
+    def _store(self, outcomes: list[tuple[_Attempt, Outcome]]) -> None:
+        retries = {o.record.delivery_id: o.due for _, o in outcomes if o.due is not None}
+        if retries:
+            self._schedule(retries)
+        self.store.record_attempts([o.record for _, o in outcomes])
+
+    def _forget(
+        self,
+        outcomes: list[tuple[_Attempt, Outcome]],
+        states: dict[str, BreakerState],
+        failing: set[str],
+    ) -> None:
+        try:
+            sent = [a for a, o in outcomes if o.result == "sent"]
+            endpoints = {a.breaker_key for a in sent if a.breaker_key}
+            self.health.forget(
+                sorted(e for e in endpoints if states[e].failures),
+                sorted({a.planned.live.event.id for a in sent} & failing),
+            )
+        except redis.RedisError:
+            # The outcomes are stored: a failure here must not turn them into resends.
+            log.exception("batch: bookkeeping after success failed")
+
+    def _schedule(self, due: dict[str, float]) -> None:
+        self.redis.zadd(self.keys.retry, {d: int(t * 1000) for d, t in due.items()})
+
+    def _reschedule(self, delivery_ids: list[str], delay: float) -> None:
+        self._schedule(dict.fromkeys(delivery_ids, self.now() + delay))
+
+
+def _policy(settings: Settings) -> BreakerPolicy:
+    return BreakerPolicy(
+        settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
+    )

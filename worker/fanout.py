@@ -1,0 +1,168 @@
+"""Fan-out of a batch of entity changes: validate, match, and create their deliveries at once.
+
+Order matters for at-least-once without loss. A batch's messages are remembered and its
+deliveries created in ONE transaction (:meth:`Store.ingest_batch`), by derived ids, with
+insert-on-conflict and no read first. A worker dying before that commit leaves nothing behind
+and the stream entries are read again; dying after it, the entries are read again too, their
+messages are then duplicates, and the deliveries they left PENDING are handed on
+(``redelivered``). A message remembered within the dedupe window is a producer duplicate and
+creates nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from integrations.models import EntityChange, field_path
+from integrations.store import (
+    DeliveryStatus,
+    IngestBatch,
+    NewDelivery,
+    Store,
+    delivery_id_for,
+)
+from rules.fields import MISSING, resolve
+from worker.events import BrokenEvent, EventCache, LiveEvent
+
+log = logging.getLogger(__name__)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A one-line summary naming each bad field and its problem."""
+    return "; ".join(f"{field_path(err['loc']) or 'message'}: {err['msg']}" for err in exc.errors())
+
+
+def entity_id(data: dict[str, object]) -> str | None:
+    """The entity's own id (``id`` or ``uniqueId``, any case), used to key captured values."""
+    for key in ("id", "uniqueId"):
+        value = resolve(data, key)
+        if value is not MISSING and value is not None and value != "":
+            return str(value)
+    return None
+
+
+def dead_letter_row(raw: str, reason: str) -> NewDelivery:
+    """An unprocessable message, kept with the reason where the activity API shows it."""
+    tenant = ""
+    try:
+        parsed = json.loads(raw)
+        if isinstance(parsed, dict) and isinstance(parsed.get("tenantId"), str):
+            tenant = parsed["tenantId"][:256]
+    except (ValueError, RecursionError):
+        pass
+    dlq_id = "DLQ-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
+    log.warning("dead-lettered malformed message %s: %s", dlq_id, reason)
+    return NewDelivery(
+        id=dlq_id,
+        tenant_id=tenant,
+        message=raw,
+        status=DeliveryStatus.FAILED,
+        status_message=f"malformed message: {reason}",
+        error_class="malformed_message",
+    )
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A delivery whose first attempt the batch makes, once the store has created it."""
+
+    delivery_id: str
+    live: LiveEvent
+    change: EntityChange
+    entity_id: str | None
+
+
+@dataclass
+class Plan:
+    """What a batch of raw messages asks the store for."""
+
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    rows: list[NewDelivery] = field(default_factory=list)
+    first_attempts: list[Planned] = field(default_factory=list)
+    dead_letters: list[str] = field(default_factory=list)
+
+
+def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
+    """Validate each message and find the events it matches (no store writes yet)."""
+    plan = Plan()
+    changes: list[EntityChange] = []
+    for raw in raws:
+        try:
+            changes.append(EntityChange.model_validate_json(raw))
+        except ValidationError as exc:
+            row = dead_letter_row(raw, describe_validation_error(exc))
+            plan.rows.append(row)
+            plan.dead_letters.append(row.id)
+    candidates = events.candidates((c.tenantId, c.entity, c.eventType) for c in changes)
+    for change in changes:
+        plan.messages.append((change.tenantId, change.id))
+        stored: str | None = None
+        ent_id = entity_id(change.data)
+        for candidate in candidates[(change.tenantId, change.entity, change.eventType)]:
+            failure: str | None = None
+            if isinstance(candidate, BrokenEvent):
+                event_id, installed_id, failure = candidate.event_id, None, candidate.reason
+            else:
+                event_id, installed_id = candidate.event.id, candidate.event.installed_id
+                try:
+                    if not candidate.matcher.matches(change.data):
+                        continue
+                except Exception as exc:  # a rule that breaks on this data fails visibly
+                    failure = f"integration event {event_id} could not be evaluated: {exc}"
+            stored = stored or change.model_dump_json()
+            row = NewDelivery(
+                id=delivery_id_for(change.tenantId, change.id, event_id),
+                tenant_id=change.tenantId,
+                event_id=event_id,
+                installed_id=installed_id,
+                message_id=change.id,
+                entity=change.entity.value,
+                event_type=change.eventType.value,
+                entity_id=ent_id,
+                message=stored,
+                status=DeliveryStatus.FAILED if failure else DeliveryStatus.PENDING,
+                status_message=failure or "",
+                error_class="event_error" if failure else None,
+            )
+            plan.rows.append(row)
+            if failure is None and isinstance(candidate, LiveEvent):
+                plan.first_attempts.append(Planned(row.id, candidate, change, ent_id))
+    return plan
+
+
+def ingest(store: Store, plan: Plan, *, dedupe_window: float) -> IngestBatch:
+    """Remember the plan's messages and create its deliveries, in one transaction."""
+    return store.ingest_batch(plan.messages, plan.rows, dedupe_window)
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """What processing one message produced (the single-message path: ingest retries)."""
+
+    deliveries: list[str]
+    duplicate: bool = False
+    dead_letter: str | None = None
+
+
+def fan_out(store: Store, events: EventCache, raw: str, *, dedupe_window: float) -> FanOut:
+    """Validate one raw message and create a delivery per matching event.
+
+    Returns every delivery of the message still to be attempted: those just created, or, for
+    a duplicate, those an interrupted earlier run left PENDING.
+    """
+    plan = plan_batch([raw], events)
+    result = ingest(store, plan, dedupe_window=dedupe_window)
+    if plan.dead_letters:
+        return FanOut([], dead_letter=plan.dead_letters[0])
+    created = [p.delivery_id for p in plan.first_attempts if p.delivery_id in result.created]
+    redelivered = [d.id for d in result.redelivered]
+    duplicate = not result.fresh
+    if duplicate:
+        log.info("dropped duplicate message %s of tenant %s", *plan.messages[0])
+    return FanOut(sorted(created + redelivered), duplicate=duplicate)

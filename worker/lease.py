@@ -1,0 +1,82 @@
+"""What keeps a retried delivery in one worker's hands, and never in none.
+
+Used by the per-delivery path (retries, replays, recovery), not by first attempts, whose
+lease is their stream entry:
+
+* a **safety entry** in the retry schedule, due once the lock has surely expired, lasts from
+  the start of an attempt until its outcome is stored: whatever happens to the process in
+  between, the delivery comes due again;
+* a **lock** (``SET NX EX``) so two workers never attempt one delivery at once;
+* a **start counter**: attempts that started and never finished. A delivery that kills its
+  worker every time (a template exhausting memory, a hard time limit) is poison past
+  :data:`MAX_UNFINISHED_STARTS`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+
+from integrations.redis_keys import RedisKeys
+from worker.schedule import RetrySchedule
+
+#: Attempts that may start and never finish (the worker died) before a delivery is poison.
+MAX_UNFINISHED_STARTS = 5
+
+# Release a lock only if it is still ours (it may have expired and been taken by another).
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Lease:
+    """Locks, safety entries and start counters of deliveries, in Redis."""
+
+    def __init__(
+        self, client: redis.Redis, keys: RedisKeys, schedule: RetrySchedule, lock_ttl: int
+    ) -> None:
+        self._redis = client
+        self._keys = keys
+        self._schedule = schedule
+        self.lock_ttl = lock_ttl
+        self._unlock = client.register_script(_UNLOCK)
+
+    def take(self, delivery_id: str) -> str | None:
+        """Lock ``delivery_id`` for one attempt; the lock's token, or ``None`` if it is held.
+
+        The safety entry goes first. When another worker holds the lock, the entry is put
+        back where the holder's lock runs out: a redundant dispatch must not push it a whole
+        lock period later, which would delay recovery when the holder has died.
+        """
+        self._schedule.add(delivery_id, time.time() + self.lock_ttl + 1)
+        key = self._keys.lock(delivery_id)
+        token = uuid.uuid4().hex
+        if self._redis.set(key, token, nx=True, ex=self.lock_ttl):
+            return token
+        remaining_ms = max(int(self._redis.pttl(key)), 0)  # -2: gone already, due at once
+        self._schedule.add(delivery_id, time.time() + remaining_ms / 1000 + 1)
+        return None
+
+    def release(self, delivery_id: str, token: str) -> None:
+        """Release the lock if it is still ours."""
+        self._unlock(keys=[self._keys.lock(delivery_id)], args=[token])
+
+    def count_start(self, delivery_id: str) -> int:
+        """Count one more start of an attempt; returns the starts not yet finished."""
+        key = self._keys.starts(delivery_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, 86400)
+        starts, _ = pipe.execute()
+        return int(starts)
+
+    def finished(self, delivery_id: str) -> None:
+        """The attempt finished (whatever its outcome): it was not poison."""
+        self._redis.delete(self._keys.starts(delivery_id))
+
+    def clear(self, delivery_id: str) -> None:
+        """Forget unfinished starts, e.g. on a replay, which follows a fix."""
+        self.finished(delivery_id)

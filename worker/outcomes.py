@@ -1,0 +1,175 @@
+"""What an attempt's result means: the activity-log record, and when to try again.
+
+Pure decisions over the attempt's context; the callers (the batch's first attempts and the
+``herald.deliver`` retry task) apply them: the schedule first, then the store.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from integrations.config import Settings
+from integrations.errors import (
+    HeraldError,
+    PermanentError,
+    RetryableError,
+    TokenEndpointUnavailable,
+)
+from integrations.store import AttemptRecord, DeliveryStatus
+from notifiers.sender import DeliveryResponse
+from notifiers.urls import redact_url
+from worker.prepare import Prepared
+from worker.schedule import compute_backoff
+
+
+@dataclass(frozen=True)
+class AttemptContext:
+    """What is known of a delivery when its attempt ends."""
+
+    delivery_id: str
+    #: Attempts made before this one.
+    attempts: int
+    #: ``attempts`` when the delivery was last replayed: a replay starts a fresh retry budget.
+    attempts_base: int
+    started_at: datetime
+    duration_ms: float
+    prepared: Prepared | None = None
+    #: ``(event_id, entity_id)`` under which captured response values are kept.
+    capture_for: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The record to store, and the delivery's next due time (``None``: it is finished)."""
+
+    record: AttemptRecord
+    due: float | None
+    #: ``sent``, ``retrying`` or ``failed``, and a short detail for the task's log line.
+    result: str
+    detail: str
+
+
+def _request_fields(prepared: Prepared | None) -> dict[str, object]:
+    if prepared is None:
+        return {"request_url": None, "req_payload": None, "warnings": ()}
+    return {
+        # Without user info or query: either may carry credentials.
+        "request_url": redact_url(prepared.request.url),
+        "req_payload": prepared.request.body,
+        "warnings": tuple(prepared.rendered.warnings),
+    }
+
+
+def succeeded(ctx: AttemptContext, response: DeliveryResponse, captured: dict[str, str]) -> Outcome:
+    """A 2xx answer: the delivery is done, with the values it captured."""
+    record = AttemptRecord(
+        delivery_id=ctx.delivery_id,
+        started_at=ctx.started_at,
+        duration_ms=response.duration_ms,
+        outcome="success",
+        status=DeliveryStatus.SUCCESS,
+        status_message=f"delivered: HTTP {response.http_status}",
+        http_status=response.http_status,
+        res_payload=response.body_excerpt,
+        captured=captured or None,
+        previous_attempts=ctx.attempts,
+        capture_for=ctx.capture_for if captured else None,
+        **_request_fields(ctx.prepared),  # type: ignore[arg-type]
+    )
+    return Outcome(record, None, "sent", str(response.http_status))
+
+
+def failed(ctx: AttemptContext, exc: HeraldError, *, reason: str | None = None) -> Outcome:
+    """The delivery ends FAILED (a permanent error, exhausted retries, a disabled event)."""
+    message = reason or exc.reason
+    record = AttemptRecord(
+        delivery_id=ctx.delivery_id,
+        started_at=ctx.started_at,
+        duration_ms=ctx.duration_ms,
+        outcome="permanent" if isinstance(exc, PermanentError) else "retryable",
+        status=DeliveryStatus.FAILED,
+        status_message=message,
+        http_status=exc.http_status,
+        error_class=exc.error_class,
+        res_payload=exc.response_excerpt,
+        previous_attempts=ctx.attempts,
+        **_request_fields(ctx.prepared),  # type: ignore[arg-type]
+    )
+    return Outcome(record, None, "failed", message)
+
+
+def retried_or_failed(
+    ctx: AttemptContext,
+    exc: RetryableError,
+    *,
+    schedule: Sequence[float],
+    max_retry_after: float,
+    now: float,
+    rand: Callable[[], float] = random.random,
+) -> Outcome:
+    """A retryable failure: due again on the schedule, or FAILED once it is spent."""
+    made = ctx.attempts + 1
+    delay = compute_backoff(
+        made - ctx.attempts_base,
+        schedule,
+        retry_after=exc.retry_after,
+        max_retry_after=max_retry_after,
+        rand=rand,
+    )
+    if delay is None:
+        return failed(ctx, exc, reason=f"gave up after {made} attempts: {exc.reason}")
+    due = now + delay
+    record = AttemptRecord(
+        delivery_id=ctx.delivery_id,
+        started_at=ctx.started_at,
+        duration_ms=ctx.duration_ms,
+        outcome="retryable",
+        status=DeliveryStatus.RETRYING,
+        status_message=f"attempt {made} failed, retrying in {delay:.1f}s: {exc.reason}",
+        http_status=exc.http_status,
+        error_class=exc.error_class,
+        res_payload=exc.response_excerpt,
+        next_attempt_at=datetime.fromtimestamp(due, UTC),
+        previous_attempts=ctx.attempts,
+        **_request_fields(ctx.prepared),  # type: ignore[arg-type]
+    )
+    return Outcome(record, due, "retrying", f"{delay:.1f}s")
+
+
+def deferral(
+    key: str, failures: int, open_until: float, cooldown: float, rand: Callable[[], float]
+) -> tuple[float, str]:
+    """When a delivery behind the open breaker ``key`` comes due, and what its row says.
+
+    The waiting deliveries are spread over up to ``cooldown`` seconds (at most 10) so the
+    endpoint is not hit by all of them at once when the breaker closes.
+    """
+    due = open_until + rand() * min(cooldown, 10.0)
+    until = datetime.fromtimestamp(open_until, UTC).isoformat(timespec="seconds")
+    endpoint = key.split("|", 1)[-1]
+    return due, (
+        f"waiting: {endpoint} failed {failures} times in a row (circuit open until {until})"
+    )
+
+
+def streak_gap(settings: Settings) -> float:
+    """Silence that breaks an event's failure streak: retries are at most the schedule's
+    longest delay apart, so a longer gap means the event was not failing in between."""
+    return max(settings.retry_schedule) * 1.5 + 60
+
+
+def trips_breaker(exc: RetryableError, prepared: Prepared | None) -> bool:
+    """Whether a retryable failure counts against the endpoint's circuit breaker.
+
+    A 429 is the endpoint rationing this client (Retry-After handles it), and a token endpoint
+    failing says nothing of the endpoint itself; neither trips it, nor does a failure before
+    any request was built.
+    """
+    return (
+        prepared is not None
+        and exc.http_status != 429
+        and not isinstance(exc, TokenEndpointUnavailable)
+    )
