@@ -8,14 +8,13 @@ Auth headers are not set here: :class:`~notifiers.auth.NotifierAuth` adds them p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from integrations.enums import HttpMethod, NotifierType
 from integrations.errors import NotifierMisconfigured, PermanentError
 from integrations.models import Notifier
-from notifiers import soap
+from notifiers.protocols import for_notifier, for_type
 from notifiers.signing import signature_headers
 
 USER_AGENT = "Herald/0.1"
@@ -55,42 +54,15 @@ class OutboundRequest:
     body: str
 
 
-def _looks_like_json(body: str) -> bool:
-    try:
-        json.loads(body)
-    except (ValueError, RecursionError):
-        return False
-    return True
-
-
 def content_type_for(notifier_type: NotifierType, body: str, declared: str | None) -> str | None:
-    """The Content-Type to send (pure).
-
-    REST: the event's header if given; else ``application/json`` for a JSON body,
-    ``application/xml`` for an XML-looking one, ``text/plain; charset=utf-8`` otherwise, and
-    none for an empty body. SOAP: the event's header only if it names an XML type (the seed's
-    SOAP samples declare ``application/json``, which no SOAP server accepts), else
-    ``text/xml; charset=utf-8``.
-    """
-    if notifier_type is NotifierType.SOAP_API:
-        return declared if declared and "xml" in declared.lower() else soap.CONTENT_TYPE
-    if declared:
-        return declared
-    if not body:
-        return None
-    if _looks_like_json(body):
-        return "application/json"
-    if body.lstrip().startswith("<"):
-        return "application/xml"
-    return "text/plain; charset=utf-8"
+    """The Content-Type to send (pure): see :meth:`NotifierProtocol.content_type`."""
+    return for_type(notifier_type).content_type(body, declared)
 
 
 def payload_of(request: OutboundRequest) -> bytes | None:
     """The bytes to send: the body (in a SOAP envelope for SOAP notifiers), or ``None`` for a
     GET/DELETE without one (no body at all, not even ``Content-Length: 0``)."""
-    body = request.body
-    if request.notifier.type is NotifierType.SOAP_API:
-        body = soap.wrap(body)
+    body = for_notifier(request.notifier).wrap(request.body)
     if request.method in (HttpMethod.GET, HttpMethod.DELETE) and not body:
         return None
     return body.encode("utf-8")
@@ -105,12 +77,10 @@ def header_pairs(
     header of the same name is dropped so the auth type wins.
     """
     notifier = request.notifier
-    managed = {"idempotency-key", "content-type", *auth_names}
+    protocol = for_notifier(notifier)
+    managed = {"idempotency-key", "content-type", *auth_names, *protocol.managed_headers(notifier)}
     if notifier.signingSecret:
         managed |= {"webhook-id", "webhook-timestamp", "webhook-signature"}
-    is_soap = notifier.type is NotifierType.SOAP_API
-    if is_soap and notifier.soapAction:
-        managed.add("soapaction")
 
     headers: list[tuple[str, str]] = []
     declared: str | None = None
@@ -122,16 +92,10 @@ def header_pairs(
             continue
         headers.append((name.strip(), value))
     text = payload.decode("utf-8") if payload is not None else ""
-    content_type = content_type_for(notifier.type, text, declared)
+    content_type = protocol.content_type(text, declared)
     if content_type and payload is not None:
         headers.append(("Content-Type", content_type))
-    if is_soap:
-        has_action = any(n.lower() == "soapaction" for n, _ in headers)
-        if notifier.soapAction:
-            headers.append(("SOAPAction", soap.soap_action_header(notifier.soapAction)))
-        elif not has_action and content_type and content_type.startswith("text/xml"):
-            # SOAP 1.1 requires the header; "" means "the intent is the request URI".
-            headers.append(("SOAPAction", '""'))
+    headers.extend(protocol.extra_headers(notifier, headers, content_type))
     headers.append(("Idempotency-Key", request.delivery_id))
     if notifier.signingSecret:
         try:

@@ -17,9 +17,9 @@ import httpx
 from integrations.enums import NotifierType
 from integrations.errors import HeraldError
 from integrations.models import Header, is_credential_header
-from notifiers import soap
 from notifiers.capture import capture
-from notifiers.outcome import error_for_status, excerpt
+from notifiers.outcome import excerpt
+from notifiers.protocols import for_type
 from notifiers.xmldoc import to_data
 
 #: Largest response body read; the rest is dropped (a hostile endpoint cannot exhaust memory).
@@ -115,22 +115,13 @@ def error_for_exchange(
     notifier_type: NotifierType, exchange: Exchange, *, max_retry_after: float, url: str
 ) -> HeraldError | None:
     """``None`` for a successful exchange, else the error to raise (pure)."""
-    if notifier_type is NotifierType.SOAP_API:
-        error = soap.error_for_soap_response(
-            exchange.status,
-            exchange.headers,
-            exchange.body,
-            max_retry_after=max_retry_after,
-            url=url,
-        )
-    else:
-        error = error_for_status(
-            exchange.status,
-            exchange.headers,
-            exchange.body,
-            max_retry_after=max_retry_after,
-            url=url,
-        )
+    error = for_type(notifier_type).error_for(
+        exchange.status,
+        exchange.headers,
+        exchange.body,
+        max_retry_after=max_retry_after,
+        url=url,
+    )
     if error is not None and exchange.renewed and exchange.status == 401:
         error.reason += " (also with a freshly obtained token)"
         error.args = (error.reason,)
