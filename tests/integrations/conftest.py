@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy
+from cryptography.fernet import Fernet
+
+from integrations.store import Store
 
 POSTGRES_URL = os.environ.get(
     "HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -50,3 +54,18 @@ def empty_postgres_url(postgres_url: str) -> Iterator[str]:
             c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on SQLite, then on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'herald.db'}"
+    else:
+        url = request.getfixturevalue("empty_postgres_url")
+    store = Store(url, Fernet.generate_key().decode())
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
