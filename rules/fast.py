@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from rules.escape import RenderState, format_value
 from rules.fields import MISSING, SHAPES, Reader, compile_path
-from rules.scan import TOKEN_FN, Slot
+from rules.scan import BRACE, TOKEN_FN, Slot
 
 _CALL: Final = re.compile(r"\{\{ " + re.escape(TOKEN_FN) + r"\((\d+)\) \}\}")
 # Jinja's lexer rewrites every newline sequence in template data to its newline_sequence.
@@ -69,7 +69,8 @@ def compile_plain(source: str, slots: tuple[Slot, ...]) -> Plain:
     """Split the translation ``source`` of a plain template at its placeholder calls."""
     parts = _CALL.split(source)
     # split() alternates literal text and the captured slot numbers, which run 0, 1, 2...
-    pieces = tuple(_NEWLINES.sub("\n", text) for text in parts[0::2])
+    # A plain template has no "{{" of its own, so every BRACE is one translate() wrote.
+    pieces = tuple(_NEWLINES.sub("\n", text.replace(BRACE, "{")) for text in parts[0::2])
     order = [int(number) for number in parts[1::2]]
     if order != list(range(len(slots))):  # translate() numbers slots in order of appearance
         raise AssertionError("placeholder calls out of order in a plain template")

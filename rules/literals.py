@@ -12,7 +12,8 @@ backtrack (no regex engine runs at all; ``str.__contains__`` is a linear-time se
 * literal characters (anything but ``\\ . ^ $ * + ? { } [ ] | ( )``);
 * a backslash before one of those metacharacters or ``-``/``/``, meaning that character;
 * groups ``( )`` and ``(?: )`` holding alternatives of the above, and ``|``;
-* ``^`` as the very first character (then the test is ``startswith``).
+* ``^`` as the very first character of a pattern without a top-level ``|`` (then the test is
+  ``startswith``; ``^a|b`` anchors only its first branch, so it stays on RE2).
 
 No quantifier, class, flag, ``.`` or ``$`` is accepted (``$`` does not even mean the same in
 RE2 and Python); such a pattern returns ``None`` and stays on RE2. The set of strings is capped
@@ -47,6 +48,8 @@ def literal_strings(pattern: str) -> tuple[bool, tuple[str, ...]] | None:
         strings = parser.alternatives()
         if parser.pos != len(pattern):  # an unbalanced ")"
             return None
+        if anchored and parser.top_level_bars:
+            return None  # "^a|b" anchors only its first branch: (^a)|b
     except _NotLiteral:
         return None
     # Shorter strings first: "a|ab" needs only "a"; duplicates go.
@@ -55,16 +58,20 @@ def literal_strings(pattern: str) -> tuple[bool, tuple[str, ...]] | None:
 
 
 class _Parser:
-    __slots__ = ("pattern", "pos")
+    __slots__ = ("depth", "pattern", "pos", "top_level_bars")
 
     def __init__(self, pattern: str, pos: int) -> None:
         self.pattern = pattern
         self.pos = pos
+        self.depth = 0
+        self.top_level_bars = False
 
     def alternatives(self) -> list[str]:
         """``seq ('|' seq)*`` up to a ``)`` or the end."""
         strings = self.sequence()
         while self.pos < len(self.pattern) and self.pattern[self.pos] == "|":
+            if self.depth == 0:
+                self.top_level_bars = True
             self.pos += 1
             strings = strings + self.sequence()
             if len(strings) > LIMIT:
@@ -85,7 +92,9 @@ class _Parser:
                     self.pos += 2
                 elif pattern.startswith("?", self.pos):  # flags, names, look-around
                     raise _NotLiteral
+                self.depth += 1
                 inner = self.alternatives()
+                self.depth -= 1
                 if self.pos >= len(pattern) or pattern[self.pos] != ")":
                     raise _NotLiteral
                 self.pos += 1

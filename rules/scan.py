@@ -229,6 +229,8 @@ _RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
 # with entity tokens or ``extra`` names a caller would choose.
 TOKEN_FN: Final = "__herald_token__"
 EXPR_FN: Final = "__herald_expr__"
+#: A literal "{" written as a Jinja expression, where the text would otherwise run into a call.
+BRACE: Final = '{{ "{" }}'
 
 
 def translate(template: str, syntax: Syntax) -> tuple[str, tuple[Slot, ...]]:
@@ -272,6 +274,9 @@ def translate(template: str, syntax: Syntax) -> tuple[str, tuple[Slot, ...]]:
                 continue
             slots.append(Slot(scanner.kind, token.group(), token.group(1), token.group(2)[1:]))
             scanner.value_inserted()
+            if out and out[-1].endswith("{"):
+                # "{$x" would read "{{{ call }}" to Jinja: print that brace as an expression.
+                out[-1] = out[-1][:-1] + BRACE
             out.append(f"{{{{ {TOKEN_FN}({len(slots) - 1}) }}}}")
             pos = token.end()
             continue
