@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from integrations.store.captures import upsert_captured
 from integrations.store.engine import StoreBase, owned, table_of, upsert
+from integrations.store.outcomes import EXCERPT_CHARS, attempt_row, record_all
 from integrations.store.records import (
     Attempt,
     AttemptRecord,
@@ -20,10 +21,6 @@ from integrations.store.records import (
     NewDelivery,
 )
 from integrations.tables import AttemptRow, DeliveryRow, utcnow
-
-#: How much of a response body the activity log keeps.
-EXCERPT_CHARS = 2048
-
 
 def to_delivery(row: DeliveryRow) -> Delivery:
     """The activity-log record of a row (its attempts loaded with it)."""
@@ -128,20 +125,6 @@ def _apply(s: Session, record: AttemptRecord, *, guarded: bool) -> int | None:
     return None if number is None else int(number)
 
 
-def _attempt_row(record: AttemptRecord, number: int) -> dict[str, Any]:
-    return {
-        "delivery_id": record.delivery_id,
-        "number": number,
-        "started_at": record.started_at,
-        "duration_ms": record.duration_ms,
-        "outcome": record.outcome,
-        "http_status": record.http_status,
-        "error_class": record.error_class,
-        "reason": record.status_message,
-        "response_excerpt": (record.res_payload or "")[:EXCERPT_CHARS],
-    }
-
-
 def _captures(records: Iterable[AttemptRecord]) -> list[tuple[str, str, Any]]:
     return [(*r.capture_for, r.captured) for r in records if r.capture_for and r.captured]
 
@@ -200,7 +183,7 @@ class DeliveryStore(StoreBase):
             number = _apply(s, record, guarded=False)
             if number is None:
                 raise LookupError(record.delivery_id)
-            s.execute(insert(AttemptRow), [_attempt_row(record, number)])
+            s.execute(insert(AttemptRow), [attempt_row(record, number)])
             upsert_captured(s, _captures([record]))
             return number
 
@@ -214,10 +197,13 @@ class DeliveryStore(StoreBase):
         if not records:
             return []
         with self.session() as s:
+            if record_all(s, records):  # the common case: two statements for the batch
+                upsert_captured(s, _captures(records))
+                return [True] * len(records)
             numbers = [_apply(s, r, guarded=True) for r in records]
             won = [r for r, n in zip(records, numbers, strict=True) if n is not None]
             attempts = [
-                _attempt_row(r, n) for r, n in zip(records, numbers, strict=True) if n is not None
+                attempt_row(r, n) for r, n in zip(records, numbers, strict=True) if n is not None
             ]
             if attempts:
                 s.execute(insert(AttemptRow), attempts)

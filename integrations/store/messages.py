@@ -32,20 +32,22 @@ def _remember(
 ) -> set[MessageKey]:
     """Insert these message ids; returns those that were new, or older than ``cutoff``."""
     messages = table_of(MessageRow)
+    # One statement with bound parameters, run as an executemany (SQLAlchemy's
+    # insertmanyvalues keeps RETURNING): it compiles once and is cached, where a multi-row
+    # VALUES list compiled anew for every batch (about 0.5 ms per message).
+    stmt = upsert(s, MessageRow)
+    returning = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "message_id"],
+        set_={"received_at": stmt.excluded.received_at},
+        where=messages.c.received_at < bindparam("cutoff", type_=messages.c.received_at.type),
+    ).returning(messages.c.tenant_id, messages.c.message_id, sort_by_parameter_order=True)
     fresh: set[MessageKey] = set()
     for chunk in chunks(keys):
-        stmt = upsert(s, MessageRow).values(
-            [
-                {"tenant_id": t, "message_id": m, "received_at": now, "duplicates": 0}
-                for t, m in chunk
-            ]
-        )
-        returning = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "message_id"],
-            set_={"received_at": stmt.excluded.received_at},
-            where=messages.c.received_at < cutoff,
-        ).returning(messages.c.tenant_id, messages.c.message_id)
-        fresh.update((t, m) for t, m in s.execute(returning))
+        params = [
+            {"tenant_id": t, "message_id": m, "received_at": now, "duplicates": 0, "cutoff": cutoff}
+            for t, m in chunk
+        ]
+        fresh.update((t, m) for t, m in s.execute(returning, params))
     return fresh
 
 
