@@ -70,8 +70,25 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _require_key(settings)
+    migrate_database(settings.database_url)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def migrate_database(database_url: str) -> None:
+    """Bring the database to the newest schema revision, as ``herald db upgrade`` does.
+
+    Run where a deployment starts (``herald api``, ``herald dev``), never per worker process:
+    a :class:`~integrations.store.Store` does not migrate on open.
+    """
+    from integrations.migrate import migrate
+    from integrations.store import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -140,6 +157,8 @@ def dev_environment() -> tuple[dict[str, str], Any]:
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run the API and one worker together until interrupted."""
     env, server = dev_environment()
+    # Before the worker starts, so its pool children find the schema at head.
+    migrate_database(env["HERALD_DATABASE_URL"])
     herald = [sys.executable, "-m", "api.cli"]
     procs: list[tuple[str, subprocess.Popen[bytes]]] = [
         (

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -17,7 +20,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import inspect
 
 from api.cli import main
-from integrations.config import get_settings
+from integrations.config import Settings, get_settings
 from integrations.migrate import (
     BASELINE,
     MIGRATIONS,
@@ -29,6 +32,8 @@ from integrations.migrate import (
 )
 from integrations.store import Store, make_engine
 from integrations.tables import Base, TenantRow
+from tests.support.processes import ROOT, herald_env, wait_for
+from worker.redis_server import free_port
 
 
 def _drift(url: str) -> list[object]:
@@ -278,3 +283,39 @@ def test_a_failing_revision_leaves_the_database_as_it_was(tmp_path: Path) -> Non
     finally:
         engine.dispose()
     assert "half_done" not in tables and "note" not in columns
+
+
+def test_herald_api_migrates_on_start(settings: Settings) -> None:
+    """``herald api`` brings the database to head before it serves (the Procfile's ``release``
+    step does it too); the workers it serves alongside never migrate."""
+    port = free_port()
+    api = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=herald_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def serving() -> bool:
+        assert api.poll() is None, "herald api exited"
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(serving, timeout=30, what="herald api to answer")
+        engine = make_engine(settings.database_url)
+        try:
+            assert current_revision(engine) == head_revision()
+        finally:
+            engine.dispose()
+    finally:
+        api.terminate()
+        api.wait(timeout=20)
+
+
+def test_the_procfile_releases_by_upgrading_the_database() -> None:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    assert "release: herald db upgrade" in lines

@@ -34,7 +34,11 @@ def _capture(store: Store) -> Iterator[list[Captured]]:
 
     def record(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
         if statement.split(None, 1)[0].upper() in _DML:
-            seen.append((statement, params[0] if many else params))
+            # An executemany's parameter sets; but insertmanyvalues batches arrive flagged
+            # "many" with the parameters of the one batched statement (flat, or a mapping).
+            if many and isinstance(params, list | tuple) and isinstance(params[0], tuple | dict):
+                params = params[0]
+            seen.append((statement, params))
 
     event.listen(store.engine, "before_cursor_execute", record)
     try:
