@@ -75,6 +75,9 @@ def format_value(state: RenderState, slot: Slot, value: Any, undefined_printed: 
             return encode_basestring(value)  # = to_json(value) for a str
         if kind is Kind.TEXT:
             return value
+    elif value.__class__ is int and not undefined_printed:
+        # Digits and a sign need no escaping anywhere, and str() is both to_text and to_json.
+        return str(value)
     missing = is_missing(value) or isinstance(value, Undefined)
     if missing or undefined_printed:
         state.warn(f"{slot.label} has no value")

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,11 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules.escape import RenderState, format_value
 from rules.fields import MISSING, FieldView, resolve
 from rules.literals import LIMIT, literal_search, literal_strings
 from rules.operators import compile_pattern
 from rules.render import Syntax, _render_in_sandbox, referenced_names, render
+from rules.scan import Kind, Slot
 from rules.url import referenced_names as url_names
+from rules.values import to_json, to_text
 
 # Per-test settings rather than a global profile: other packages' suites share the session.
 FAST = settings(max_examples=200, deadline=None, database=None)
@@ -285,3 +289,35 @@ def test_compiled_paths_agree_with_the_reference_walk(
         assert resolve(tree, path, view) == expected  # the view's memory changes nothing
         if expected is MISSING:
             assert resolve(tree, path) is MISSING
+
+
+@FAST
+@given(value=st.one_of(st.text(), st.integers(), st.booleans()), kind=st.sampled_from(list(Kind)))
+def test_shortcuts_in_format_value_match_the_general_rules(value: Any, kind: Kind) -> None:
+    # What format_value did for every value before it had shortcuts for str and int.
+    text = to_text(value)
+    expected = {
+        Kind.JSON_VALUE: to_json(value),
+        Kind.JSON_STRING: json.dumps(text, ensure_ascii=False)[1:-1],
+        Kind.XML: text.translate(
+            str.maketrans(
+                {
+                    "&": "&amp;",
+                    "<": "&lt;",
+                    ">": "&gt;",
+                    '"': "&quot;",
+                    "'": "&apos;",
+                    "\r": "&#13;",
+                }
+            )
+        ),
+        Kind.XML_CDATA: text.replace("]]>", "]]]]><![CDATA[>"),
+        Kind.TEXT: text,
+    }[kind]
+    if kind in (Kind.XML, Kind.XML_CDATA) and not all(
+        c in "\t\n\r" or " " <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000"
+        for c in text
+    ):
+        return  # dropped characters: covered by the XML tests
+    state = RenderState((), {})
+    assert format_value(state, Slot(kind, "$x"), value, undefined_printed=False) == expected
