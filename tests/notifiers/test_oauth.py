@@ -21,8 +21,16 @@ from integrations.errors import (
     TokenEndpointUnavailable,
 )
 from integrations.models import IntegrationEventIn, Notifier
-from notifiers.auth import CachedToken, OAuth2Config, effective_grant, token_from_response
-from notifiers.sender import Sender
+from notifiers.auth import (
+    Authenticator,
+    CachedToken,
+    NotifierAuth,
+    OAuth2Config,
+    effective_grant,
+    token_from_response,
+)
+from notifiers.safety import GuardedTransport
+from notifiers.sender import MAX_RESPONSE_BYTES, Sender
 from notifiers.urls import resolve_url
 from tests.notifiers.conftest import Send, SendPath, outbound
 from tests.support.oauth_server import OAuthServer
@@ -425,3 +433,19 @@ def test_token_from_response_is_pure() -> None:
     assert default.expires_at == 3600
     with pytest.raises(AuthenticationFailed):
         token_from_response({"token_type": "bearer"}, now=0.0)
+
+
+def test_a_huge_401_body_is_cut_before_the_retry(
+    settings: Settings, oauth: OAuthServer, sink: RecordingSink
+) -> None:
+    # httpx reads a 401's body in full before the flow's retry; the flow caps it first.
+    sink.reply(Reply(401, body=b"x" * (3 * MAX_RESPONSE_BYTES)))
+    with httpx.Client(transport=GuardedTransport(settings.allowed_networks)) as client:
+        auth = NotifierAuth(
+            Authenticator(settings, client), oauth_notifier(oauth, "CLIENT_CREDENTIALS")
+        )
+        response = client.get(sink.url, auth=auth)
+    assert response.status_code == 200 and auth.renewed
+    [refused] = response.history
+    assert MAX_RESPONSE_BYTES <= len(refused.content) < 2 * MAX_RESPONSE_BYTES
+    assert sink.count == 2
