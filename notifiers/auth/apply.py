@@ -17,6 +17,7 @@ from notifiers.auth.cache import MemoryTokenStore, RedisTokenStore, TokenCache, 
 from notifiers.auth.config import misconfigured
 from notifiers.auth.jwt import JWTTokens
 from notifiers.auth.oauth2 import OAuth2Tokens
+from notifiers.auth.tokens import CachedToken
 
 
 @dataclass(frozen=True)
@@ -70,18 +71,27 @@ class Authenticator:
         if notifier.authType is AuthType.BASIC:
             return basic_auth(notifier)
         if notifier.authType is AuthType.OAUTH2:
-            token = self.oauth2.token(notifier)
-            return AppliedAuth(
-                headers=(("Authorization", f"Bearer {token.access_token}"),),
-                token=token.access_token,
-                secrets=(token.access_token,),
+            return self._carrying(notifier, self.oauth2.token(notifier))
+        return self._carrying(notifier, self.jwt.token(notifier))
+
+    def peek(self, notifier: Notifier) -> AppliedAuth | None:
+        """:meth:`apply` without I/O, or ``None`` when it needs the store or a token endpoint
+        (the token is not held fresh in this process)."""
+        if notifier.authType in (AuthType.NONE, AuthType.BASIC):
+            return self.apply(notifier)
+        tokens = self.oauth2 if notifier.authType is AuthType.OAUTH2 else self.jwt
+        token = tokens.peek(notifier)
+        return None if token is None else self._carrying(notifier, token)
+
+    @staticmethod
+    def _carrying(notifier: Notifier, token: CachedToken) -> AppliedAuth:
+        if notifier.authType is AuthType.OAUTH2:
+            headers: tuple[tuple[str, str], ...] = (
+                ("Authorization", f"Bearer {token.access_token}"),
             )
-        token = self.jwt.token(notifier)
-        return AppliedAuth(
-            headers=jwt_headers(notifier, token.access_token),
-            token=token.access_token,
-            secrets=(token.access_token,),
-        )
+        else:
+            headers = jwt_headers(notifier, token.access_token)
+        return AppliedAuth(headers=headers, token=token.access_token, secrets=(token.access_token,))
 
     def invalidate(self, notifier: Notifier, applied: AppliedAuth) -> None:
         """Forget the token of ``applied`` after the endpoint rejected it with 401."""

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import redis
 
 from integrations.errors import RetryableError
-from notifiers.auth.tokens import CachedToken
+from notifiers.auth.tokens import CachedToken, holds
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,18 @@ class RedisTokenStore:
         return _RedisLock(self._redis.lock(f"{key}:lock", timeout=timeout, sleep=0.02))
 
 
+#: How many fresh tokens a process keeps in memory in front of its store (oldest go first).
+LOCAL_TOKENS = 10_000
+
+
 class TokenCache:
-    """Tokens in a :class:`TokenStore`, renewed when due, once for many concurrent users."""
+    """Tokens in a :class:`TokenStore`, renewed when due, once for many concurrent users.
+
+    A fresh token is also kept in this process (:meth:`peek`): a delivery then costs no
+    store round trip (no Redis command), and the async sender needs no thread to get it.
+    A token revoked early is dropped here on the 401 it causes in this process; each other
+    process learns the same way, one 401 and retry each, then finds the new token in the store.
+    """
 
     def __init__(
         self,
@@ -195,6 +205,8 @@ class TokenCache:
         self._key_secret = (key_secret or "herald-token-cache").encode("utf-8")
         self.lock_timeout = lock_timeout
         self.now = now
+        self._local: dict[str, CachedToken] = {}
+        self._local_guard = threading.Lock()
 
     def key(self, kind: str, *parts: str | None) -> str:
         """``{prefix}:{kind}:{hmac}`` over ``parts`` (which may include secrets)."""
@@ -212,15 +224,40 @@ class TokenCache:
     def _token(self, key: str) -> CachedToken | None:
         return CachedToken.loads(self.store.get(key) or "")
 
+    def peek(self, key: str) -> CachedToken | None:
+        """The token at ``key`` if this process holds it fresh, without touching the store."""
+        token = self._local.get(key)
+        return token if token is not None and token.fresh(self.now()) else None
+
+    def _remember(self, key: str, token: CachedToken) -> CachedToken:
+        if token.fresh(self.now()):
+            with self._local_guard:
+                if key not in self._local and len(self._local) >= LOCAL_TOKENS:
+                    del self._local[next(iter(self._local))]
+                self._local[key] = token
+        return token
+
+    def invalidate(self, key: str, access_token: str) -> None:
+        """Drop ``access_token`` (an endpoint refused it), here and in the store, unless the
+        store already holds a newer one."""
+        with self._local_guard:
+            local = self._local.get(key)
+            if local is not None and local.access_token == access_token:
+                del self._local[key]
+        self.store.delete_if(key, holds(access_token))
+
     def obtain(self, key: str, fetch: Callable[[CachedToken | None], CachedToken]) -> CachedToken:
         """The cached token at ``key``, renewed through ``fetch`` under the lock when due.
 
         ``fetch`` gets the stale token (or ``None``) and returns a new one.
         """
+        hit = self.peek(key)
+        if hit is not None:
+            return hit
         now = self.now()
         current = self._token(key)
         if current is not None and current.fresh(now):
-            return current
+            return self._remember(key, current)
         lock = self.store.lock(key, self.lock_timeout)
         if current is not None and current.usable(now):
             # Someone else renewing? Keep using the still-valid token rather than wait.
@@ -235,10 +272,10 @@ class TokenCache:
         try:
             latest = self._token(key)
             if latest is not None and latest.fresh(self.now()):
-                return latest
+                return self._remember(key, latest)
             token = fetch(latest)
             self.put(key, token.dumps(), token.expires_at - self.now())
-            return token
+            return self._remember(key, token)
         finally:
             if acquired:
                 lock.release()

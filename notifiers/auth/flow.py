@@ -92,8 +92,10 @@ class NotifierAuth(httpx.Auth):
         return self._authenticator.apply(self._notifier)
 
     async def _obtain_async(self, step: _Obtain) -> AppliedAuth:
-        if self._notifier.authType in (AuthType.NONE, AuthType.BASIC):
-            return self._obtain(step)  # pure: no thread hop
+        if step.stale is None:
+            held = self._authenticator.peek(self._notifier)
+            if held is not None:
+                return held  # no I/O needed: no thread hop
         return await asyncio.to_thread(self._obtain, step)
 
     def _set(self, request: httpx.Request, applied: AppliedAuth) -> None:

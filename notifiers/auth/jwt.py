@@ -18,7 +18,7 @@ from integrations.models import Notifier
 from notifiers.auth.cache import TokenCache
 from notifiers.auth.config import misconfigured
 from notifiers.auth.oauth2 import token_endpoint_status
-from notifiers.auth.tokens import DEFAULT_JWT_LIFETIME, CachedToken, holds, jwt_expiry
+from notifiers.auth.tokens import DEFAULT_JWT_LIFETIME, CachedToken, jwt_expiry
 from notifiers.capture import MISSING, as_text, resolve_path
 from notifiers.outcome import excerpt
 from notifiers.urls import redact_url, resolve_url
@@ -58,13 +58,14 @@ class JWTTokens:
             self._key(notifier, url), lambda _stale: self._fetch(notifier, url)
         )
 
+    def peek(self, notifier: Notifier) -> CachedToken | None:
+        """The JWT for ``notifier`` if this process holds it fresh (no I/O)."""
+        return self._cache.peek(self._key(notifier, self._url(notifier)))
+
     def invalidate(self, notifier: Notifier, access_token: str) -> None:
         """Drop ``access_token`` after a 401, unless already replaced."""
         url = self._url(notifier)
-        self._cache.store.delete_if(
-            self._key(notifier, url),
-            holds(access_token),
-        )
+        self._cache.invalidate(self._key(notifier, url), access_token)
 
     def _fetch(self, notifier: Notifier, url: str) -> CachedToken:
         body = notifier.tokenPayload or ""

@@ -27,7 +27,7 @@ from integrations.errors import (
 from integrations.models import Notifier
 from notifiers.auth.cache import TokenCache
 from notifiers.auth.config import OAuth2Config
-from notifiers.auth.tokens import REFRESH_TOKEN_LIFETIME, CachedToken, holds, token_from_response
+from notifiers.auth.tokens import REFRESH_TOKEN_LIFETIME, CachedToken, token_from_response
 from notifiers.outcome import excerpt, header, parse_retry_after
 from notifiers.urls import redact_url
 
@@ -112,13 +112,14 @@ class OAuth2Tokens:
         key = self._key(cfg)
         return self._cache.obtain(key, lambda _stale: self._fetch(cfg, key))
 
+    def peek(self, notifier: Notifier) -> CachedToken | None:
+        """The token for ``notifier`` if this process holds it fresh (no I/O)."""
+        return self._cache.peek(self._key(OAuth2Config.from_notifier(notifier)))
+
     def invalidate(self, notifier: Notifier, access_token: str) -> None:
         """Drop ``access_token`` (the endpoint answered 401 with it), unless already replaced."""
         cfg = OAuth2Config.from_notifier(notifier)
-        self._cache.store.delete_if(
-            self._key(cfg),
-            holds(access_token),
-        )
+        self._cache.invalidate(self._key(cfg), access_token)
 
     # -- grants
 

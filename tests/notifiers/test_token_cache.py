@@ -117,3 +117,27 @@ def test_redis_down_is_retryable() -> None:
     assert info.value.error_class == "redis_unavailable"
     with pytest.raises(RetryableError):
         store.lock("k", 1.0).acquire(blocking=False)
+
+
+def test_a_fresh_token_is_served_without_the_store(cache: TokenCache, clock: Clock) -> None:
+    issue = Issuer(clock)
+    key = cache.key("oauth", "local")
+    assert cache.peek(key) is None
+    cache.obtain(key, issue)
+    cache.store.delete(key)  # behind the process's back: it does not ask the store again
+    assert cache.obtain(key, issue).access_token == "t1"
+    assert cache.peek(key) is not None
+    clock.now += 95.0  # due: back to the store (empty now), so a new token is fetched
+    assert cache.peek(key) is None
+    assert cache.obtain(key, issue).access_token == "t2"
+
+
+def test_invalidate_drops_the_held_token_too(cache: TokenCache, clock: Clock) -> None:
+    issue = Issuer(clock)
+    key = cache.key("oauth", "revoked")
+    cache.obtain(key, issue)
+    cache.invalidate(key, "someone-else's")  # not the held token: kept
+    assert cache.peek(key) is not None
+    cache.invalidate(key, "t1")
+    assert cache.peek(key) is None and cache.store.get(key) is None
+    assert cache.obtain(key, issue).access_token == "t2"
