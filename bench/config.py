@@ -101,5 +101,5 @@ QUICK = Mode(
     fanout_warmup_rounds=1,
     fanout_max=100,
     history_seed=20_000,
-    pure_n=5_000,
+    pure_n=2_000,
 )

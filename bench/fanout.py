@@ -8,18 +8,21 @@ node is started on each database, and the measure reports:
 
 * the cold cost: the first change after start, ``XADD`` to its last delivery;
 * the steady cost: after a warm-up round over the measured tenants, a burst of changes cycling
-  through them, first ``XADD`` to last delivery, divided by the changes.
+  through them, first ``XADD`` to last delivery, divided by the changes;
+* the unseen cost: a burst of changes each for a tenant no change has touched since the
+  start, so the cost of a miss in whatever the worker caches, at both sizes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from bench.config import Mode
 from bench.costs import figure
 from bench.report import Figure
-from bench.rig import Rig, change, event_spec, herald_node, rig, wait_arrivals
+from bench.rig import Rig, Run, change, event_spec, herald_node, rig, wait_arrivals
 from bench.seeding import clone_tenants, read_tenant
 from bench.sink import AsyncSink
 from bench.stats import sized
@@ -57,8 +60,53 @@ def _configure(r: Rig, sink_url: str, mode: Mode, size: int) -> tuple[float, int
     return created_rate, copied, copy_rate
 
 
+def unseen_tenants(total: int, count: int, seen: list[str]) -> list[str]:
+    """Up to ``count`` tenants spread over ``total`` that are not in ``seen``."""
+    fresh = [tenant_name(i) for i in range(total) if tenant_name(i) not in set(seen)]
+    step = max(1, len(fresh) // max(count, 1))
+    return fresh[::step][:count]
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Changes published at once, and their deliveries."""
+
+    run: Run
+    per_change: int
+    #: Deliveries beyond the matching ones (a non-matching candidate delivered).
+    extra: int
+
+    def ms_per_change(self) -> float | None:
+        """First ``XADD`` to last delivery, divided by the changes delivered."""
+        changes = self.run.done / self.per_change
+        if self.run.last is None or not changes:
+            return None
+        return (self.run.last - self.run.start) * 1000 / changes
+
+    def note(self, base: str) -> str:
+        """``base`` plus what went wrong, if anything."""
+        if not self.run.complete:
+            base += f"; {self.run.note()} deliveries"
+        if self.extra > 0:
+            base += f"; {self.extra} deliveries too many"
+        return base
+
+
+def _burst(
+    r: Rig, sink: AsyncSink, messages: list[tuple[str, str]], per_change: int, deadline: float
+) -> Burst:
+    sink.clear()
+    start = time.perf_counter()
+    r.publish(messages)
+    run = wait_arrivals(sink.snapshot, len(messages) * per_change, start, start + deadline)
+    time.sleep(0.2)  # time for deliveries the non-matching candidates must not make
+    return Burst(run, per_change, sink.count - run.expected)
+
+
 def _one_size(redis_url: str, sink: AsyncSink, mode: Mode, size: int, label: str) -> list[Figure]:
     per_change = mode.fanout_matching
+    total = max(1, size // mode.fanout_candidates)
+    about = f"{size:,} events, {mode.fanout_candidates} candidates ({per_change} match) per change"
     figures: list[Figure] = []
     with rig(redis_url, f"fanout-{label}") as r:
         created_rate, _, copy_rate = _configure(r, sink.url, mode, size)
@@ -71,18 +119,17 @@ def _one_size(redis_url: str, sink: AsyncSink, mode: Mode, size: int, label: str
             )
         )
         figures.append(figure(f"seeding.events.{label}", copy_rate or None, "event/s"))
-        tenants = measured_tenants(max(1, size // mode.fanout_candidates), mode.fanout_tenants)
+        tenants = measured_tenants(total, mode.fanout_tenants)
         with herald_node(r, mode.concurrency):
-            sink.clear()
-            start = time.perf_counter()
-            r.publish([("cold", change("cold", tenants[0]))])
-            cold = wait_arrivals(sink.snapshot, per_change, start, start + 2 * mode.deadline())
+            cold = _burst(
+                r, sink, [("cold", change("cold", tenants[0]))], per_change, 2 * mode.deadline()
+            )
             figures.append(
                 figure(
                     f"fanout.{label}.cold",
-                    (cold.last - start) * 1000 if cold.last and cold.complete else None,
+                    cold.ms_per_change(),
                     "ms/change",
-                    cold.note() or f"{size:,} events, first change after start",
+                    cold.note(f"{size:,} events, first change after start"),
                 )
             )
             warm = [
@@ -90,31 +137,43 @@ def _one_size(redis_url: str, sink: AsyncSink, mode: Mode, size: int, label: str
                 for k in range(mode.fanout_warmup_rounds)
                 for i, t in enumerate(tenants)
             ]
-            sink.clear()
-            start = time.perf_counter()
-            r.publish(warm)
-            warmed = wait_arrivals(
-                sink.snapshot, len(warm) * per_change, start, start + 2 * mode.deadline()
-            )
-            sink.clear()
-            changes_per_s = (warmed.rate() or 0.0) / per_change
+            warmed = _burst(r, sink, warm, per_change, 2 * mode.deadline())
+            changes_per_s = (warmed.run.rate() or 0.0) / per_change
             count = sized(changes_per_s, mode.run_s, len(tenants), mode.fanout_max)
-            burst = [(f"m{i}", change(f"m{i}", tenants[i % len(tenants)])) for i in range(count)]
-            start = time.perf_counter()
-            r.publish(burst)
-            run = wait_arrivals(
-                sink.snapshot, len(burst) * per_change, start, start + mode.deadline()
+            steady = _burst(
+                r,
+                sink,
+                [(f"m{i}", change(f"m{i}", tenants[i % len(tenants)])) for i in range(count)],
+                per_change,
+                mode.deadline(),
             )
-            time.sleep(0.2)  # deliveries the non-matching candidates must not make
-            extra = sink.count - run.expected
-    changes = run.done / per_change
-    cost = (run.last - start) * 1000 / changes if run.last and changes else None
-    note = f"{size:,} events, {mode.fanout_candidates} candidates ({per_change} match) per change"
-    if not run.complete:
-        note += f"; {run.note()} deliveries"
-    if extra > 0:
-        note += f"; {extra} deliveries too many"
-    figures.append(figure(f"fanout.{label}.steady", cost, "ms/change", note))
+            figures.append(
+                figure(
+                    f"fanout.{label}.steady",
+                    steady.ms_per_change(),
+                    "ms/change",
+                    steady.note(about),
+                )
+            )
+            # Changes of tenants no change has touched since the start: what a cache miss
+            # costs, which steady state over a few tenants never shows.
+            fresh = unseen_tenants(total, min(count, mode.fanout_max), tenants)
+            if fresh:
+                unseen = _burst(
+                    r,
+                    sink,
+                    [(f"u{i}", change(f"u{i}", t)) for i, t in enumerate(fresh)],
+                    per_change,
+                    mode.deadline(),
+                )
+                figures.append(
+                    figure(
+                        f"fanout.{label}.unseen",
+                        unseen.ms_per_change(),
+                        "ms/change",
+                        unseen.note(f"{len(fresh)} tenants not seen since start"),
+                    )
+                )
     return figures
 
 

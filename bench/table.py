@@ -149,6 +149,12 @@ def rows(figures: Mapping[str, Figure], mode: Mode) -> list[Row]:
             f("fanout.large.steady", "ms/change"),
         ),
         Row(
+            "fanout_unseen_large_vs_small",
+            f"fan-out: ms per change of an unseen tenant, {large:,} events vs {small:,}",
+            f("fanout.large.unseen", "ms/change"),
+            f("fanout.small.unseen", "ms/change"),
+        ),
+        Row(
             "history_seeded_vs_empty",
             f"history: ms per delivery after {mode.history_seed:,} earlier vs empty",
             f("history.seeded", "ms/delivery"),

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bench.config import FULL, QUICK
-from bench.fanout import measured_tenants, tenant_name
+from bench.fanout import measured_tenants, tenant_name, unseen_tenants
 from bench.latency import paced
 from bench.report import (
     Figure,
@@ -175,3 +175,10 @@ def test_async_sink_records_and_delays() -> None:
         assert elapsed >= 0.15
         chunked = client.post(sink.url, content=iter([b"{}"]))
         assert chunked.status_code == 411
+
+
+def test_unseen_tenants_avoid_the_measured_ones() -> None:
+    seen = measured_tenants(100, 4)
+    fresh = unseen_tenants(100, 5, seen)
+    assert len(fresh) == 5 and not set(fresh) & set(seen)
+    assert unseen_tenants(2, 5, [tenant_name(0), tenant_name(1)]) == []
