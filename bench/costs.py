@@ -60,9 +60,11 @@ def costed(client: redis.Redis, root_pid: int, work: Callable[[], Run]) -> Cost:
     )
 
 
-def figure(name: str, value: float | None, unit: str, note: str = "") -> Figure:
+def figure(
+    name: str, value: float | None, unit: str, note: str = "", *, lower_bound: bool = False
+) -> Figure:
     """A figure stamped with the load average now."""
-    return Figure(name, value, unit, load_average(), note)
+    return Figure(name, value, unit, load_average(), note, lower_bound)
 
 
 def cost_figures(prefix: str, cost: Cost, unit: str) -> list[Figure]:

@@ -30,6 +30,8 @@ class Figure:
     load: LoadAverage = (0.0, 0.0, 0.0)
     #: How it was measured, or why it is missing ("pending", "deadline: 312 of 1000"...).
     note: str = ""
+    #: The true figure is larger than ``value`` (a p99 among changes that never arrived).
+    lower_bound: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def _cell(fig: Figure | None) -> str:
         return ""
     if fig.value is None:
         return fig.note or "—"
-    return f"{_num(fig.value, fig.unit)} @{fig.load[0]:.2f}"
+    bound = "> " if fig.lower_bound else ""
+    return f"{bound}{_num(fig.value, fig.unit)} @{fig.load[0]:.2f}"
 
 
 def format_table(verdicts: Sequence[Verdict]) -> str:
@@ -172,6 +175,7 @@ def document(verdicts: Sequence[Verdict], extra: Sequence[Figure], info: RunInfo
             "unit": fig.unit,
             "loadavg": list(fig.load),
             "note": fig.note,
+            "lower_bound": fig.lower_bound,
         }
     return {
         "run": asdict(info),

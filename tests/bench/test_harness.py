@@ -104,6 +104,10 @@ def test_targets_judge_ratio_or_value() -> None:
     assert v.ratio == 2.0 and v.met is False
     [v] = evaluate([Row("p", "m", Figure("x", None, "ms", note="pending"), None, Target("<=", 1))])
     assert v.ratio is None and v.met is None
+    # A p99 among changes that never arrived: a lower bound, still judged, shown as such.
+    late = Figure("p99", 6000.0, "ms", (4.0, 0.0, 0.0), lower_bound=True)
+    [v] = evaluate([Row("lat", "m", late, None, Target("<=", 50.0, "value"))])
+    assert v.met is False and "> 6,000 ms @4.00" in format_table([v])
 
 
 def test_table_and_document_name_every_ratio() -> None:
