@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from rules.escape import RenderState, format_value
-from rules.fields import MISSING, SHAPES, Reader, compile_path
+from rules.fields import MISSING, Memo, Reader, compile_path, lookup
 from rules.scan import BRACE, TOKEN_FN, Slot
 
 _CALL: Final = re.compile(r"\{\{ " + re.escape(TOKEN_FN) + r"\((\d+)\) \}\}")
@@ -49,8 +49,8 @@ class Plain:
 
     def render(self, roots: Mapping[str, Any], state: RenderState) -> str:
         """The payload for ``roots`` (variable name -> value), warnings into ``state``."""
-        lookup = SHAPES.lookup
-        values = [lookup(roots, name, folded) for name, folded in self.roots]
+        memo: Memo = {}
+        values = [lookup(memo, roots, name, folded) for name, folded in self.roots]
         pieces = self.pieces
         out = [pieces[0]]
         for number, hole in enumerate(self.holes, 1):
@@ -59,7 +59,7 @@ class Plain:
                 state.warn(f"{hole.slot.label} is not a known placeholder; left as written")
                 out.append(hole.slot.label)
             else:
-                value = root if hole.path is None else hole.path(SHAPES, root)
+                value = root if hole.path is None else hole.path(memo, root)
                 out.append(format_value(state, hole.slot, value, undefined_printed=False))
             out.append(pieces[number])
         return "".join(out)

@@ -78,53 +78,45 @@ def get_key(data: Mapping[str, Any], key: str) -> Any:
     return value if value is not MISSING else _scan(data, key.casefold())
 
 
-class Lookups:
-    """Case-insensitive lookups through the shared per-shape index, remembering nothing.
-
-    :data:`SHAPES` is the one instance; :class:`FieldView` adds a memory for one change.
-    """
-
-    __slots__ = ()
-
-    def lookup(self, mapping: Mapping[str, Any], key: str, folded: str) -> Any:
-        """``get_key(mapping, key)``, with ``folded == key.casefold()`` computed by the caller."""
-        value = _exact(mapping, key)
-        return value if value is not MISSING else self.folded(mapping, folded)
-
-    def folded(self, mapping: Mapping[str, Any], folded: str) -> Any:
-        """The first value of ``mapping`` whose key folds to ``folded`` (the miss path)."""
-        original = _folded_keys(tuple(mapping)).get(folded, MISSING)
-        return MISSING if original is MISSING else mapping[original]
+#: ``{id(mapping): (mapping, {folded key: key})}``: the folded indexes one change has used.
+#: The mapping is held so that its id cannot be reused by another object meanwhile.
+Memo = dict[int, tuple[Mapping[str, Any], dict[str, Any]]]
 
 
-#: Lookups for one-off reads (a plain mapping handed to a matcher): no per-call allocation.
-SHAPES: Final = Lookups()
+def lookup(memo: Memo, mapping: Mapping[str, Any], key: str, folded: str) -> Any:
+    """``get_key(mapping, key)`` with ``folded == key.casefold()``, folding through ``memo``."""
+    value = _exact(mapping, key)
+    return value if value is not MISSING else folded_lookup(memo, mapping, folded)
 
 
-class FieldView(Lookups):
+def folded_lookup(memo: Memo, mapping: Mapping[str, Any], folded: str) -> Any:
+    """The first value of ``mapping`` whose key folds to ``folded`` (the miss path)."""
+    entry = memo.get(id(mapping))
+    if entry is None or entry[0] is not mapping:
+        entry = (mapping, _folded_keys(tuple(mapping)))
+        memo[id(mapping)] = entry
+    original = entry[1].get(folded, MISSING)
+    return MISSING if original is MISSING else mapping[original]
+
+
+class FieldView:
     """One change's data, with each mapping's folded index looked up at most once.
 
     Build one per entity change and pass it to every matcher (``Matcher.matches`` accepts a
-    view or a plain mapping). The data must not be mutated while the view is in use: the
-    folded index of a mapping is taken from its keys the first time a lookup misses in it.
+    view or a plain mapping, which gets a memory of its own for that one call). The data
+    must not be mutated while the view is in use: the folded index of a mapping is taken
+    from its keys the first time a lookup misses in it.
     """
 
-    __slots__ = ("_indexes", "data")
+    __slots__ = ("data", "memo")
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.data = data
-        # id(mapping) -> (mapping, {folded key: key}); the mapping is held so its id cannot
-        # be reused by another object while the view lives.
-        self._indexes: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+        self.memo: Memo = {}
 
-    def folded(self, mapping: Mapping[str, Any], folded: str) -> Any:
-        """As :meth:`Lookups.folded`, with the mapping's index remembered for this change."""
-        entry = self._indexes.get(id(mapping))
-        if entry is None or entry[0] is not mapping:
-            entry = (mapping, _folded_keys(tuple(mapping)))
-            self._indexes[id(mapping)] = entry
-        original = entry[1].get(folded, MISSING)
-        return MISSING if original is MISSING else mapping[original]
+    def get(self, mapping: Mapping[str, Any], key: str) -> Any:
+        """``get_key(mapping, key)`` for a mapping inside this change's data."""
+        return lookup(self.memo, mapping, key, key.casefold())
 
 
 @functools.lru_cache(maxsize=2048)
@@ -142,21 +134,21 @@ def _folded_keys(keys: tuple[Any, ...]) -> dict[str, Any]:
     return index
 
 
-#: ``reader(lookups, start) -> value``: a compiled path read from ``start`` (a mapping or list).
-Reader = Callable[[Lookups, Any], Any]
+#: ``reader(memo, start) -> value``: a compiled path read from ``start`` (a mapping or list).
+Reader = Callable[[Memo, Any], Any]
 
 
 def _read_key(key: str) -> Reader:
     folded = key.casefold()
     index = _index_of(key)
 
-    def read(view: Lookups, start: Any) -> Any:
+    def read(memo: Memo, start: Any) -> Any:
         # dict first: decoded JSON is always one, and isinstance against an ABC costs more.
         if start.__class__ is dict:
             value = start.get(key, MISSING)
-            return value if value is not MISSING else view.folded(start, folded)
+            return value if value is not MISSING else folded_lookup(memo, start, folded)
         if isinstance(start, Mapping):
-            return view.lookup(start, key, folded)
+            return lookup(memo, start, key, folded)
         return _item(start, index)
 
     return read
@@ -170,7 +162,7 @@ def _index_of(segment: str) -> int | None:
 def compile_path(path: str) -> Reader:
     """A reader for dotted ``path`` (see the module docstring); ``""`` reads as missing."""
     if not path:
-        return lambda view, start: MISSING
+        return lambda memo, start: MISSING
     if "." not in path:
         return _read_key(path)
     # Each level: the remaining path as one literal key, then the segment to step through.
@@ -185,21 +177,29 @@ def compile_path(path: str) -> Reader:
     last_key, last_folded, last_index = remaining, remaining.casefold(), _index_of(remaining)
     frozen = tuple(steps)
 
-    def read(view: Lookups, start: Any) -> Any:
+    def read(memo: Memo, start: Any) -> Any:
         current = start
         for whole, whole_folded, segment, folded, index in frozen:
-            if current.__class__ is dict or isinstance(current, Mapping):
+            if current.__class__ is dict:  # lookup() inlined: this loop is the hot path
                 # A literal dotted key beats walking: {"a.b": 1} answers "a.b".
-                found = view.lookup(current, whole, whole_folded)
+                found = current.get(whole, MISSING)
+                if found is MISSING:
+                    found = folded_lookup(memo, current, whole_folded)
                 if found is not MISSING:
                     return found
-                current = view.lookup(current, segment, folded)
+                found = current.get(segment, MISSING)
+                current = found if found is not MISSING else folded_lookup(memo, current, folded)
+            elif isinstance(current, Mapping):
+                found = lookup(memo, current, whole, whole_folded)
+                if found is not MISSING:
+                    return found
+                current = lookup(memo, current, segment, folded)
             else:
                 current = _item(current, index)
             if current is MISSING:
                 return MISSING
         if current.__class__ is dict or isinstance(current, Mapping):
-            return view.lookup(current, last_key, last_folded)
+            return lookup(memo, current, last_key, last_folded)
         return _item(current, last_index)
 
     return read
@@ -220,4 +220,4 @@ def resolve(data: Mapping[str, Any], path: str, view: FieldView | None = None) -
     are returned as ``None``; use :func:`is_missing` to treat them as absent. Pass the change's
     ``view`` to share its folded indexes.
     """
-    return compile_path(path)(view if view is not None else SHAPES, data)
+    return compile_path(path)(view.memo if view is not None else {}, data)

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from rules.errors import RuleError
-from rules.fields import MISSING, SHAPES, compile_path
+from rules.fields import MISSING, Memo, compile_path
 from rules.values import to_text
 
 _TOKEN = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)")
@@ -28,9 +28,10 @@ def render_url(
     if "$" not in url:
         return url
     scope: dict[str, Any] = {**(extra or {}), str(entity).lower(): data}
+    memo: Memo = {}
 
     def substitute(match: re.Match[str]) -> str:
-        value = compile_path(match.group(1))(SHAPES, scope)
+        value = compile_path(match.group(1))(memo, scope)
         if value is MISSING or value is None or value == "":
             raise RuleError("endPointURI", f"${match.group(1)} has no value for this entity")
         return quote(to_text(value), safe="")
