@@ -32,9 +32,11 @@ Upsert = sqlite.Insert | postgresql.Insert
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout so API and workers can share it.
 
-    ``pool_size`` is how many connections threads of one process hold at once; as many again
-    may be opened briefly under a burst.
+    ``pool_size`` is how many connections the threads of one process keep open: size it to
+    the threads that use the store at once. A burst may open up to ``max(10, pool_size)``
+    more for a moment (SQLAlchemy's default headroom) instead of waiting.
     """
+    overflow = max(10, pool_size)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql://"):
@@ -43,9 +45,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     if url.startswith("sqlite"):
         # A SQLite "connection" is a file handle in this process: it cannot go stale the way a
         # server connection does, so a pre-ping would only add a `SELECT 1` per checkout.
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=overflow)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=overflow)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

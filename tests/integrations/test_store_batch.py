@@ -296,3 +296,10 @@ def test_every_configuration_change_bumps_the_version(any_store: Store) -> None:
     any_store.record_attempts([_record(delivery_id_for(TENANT, "m1", "E1"), 0)])
     assert not any_store.delete_event(TENANT, event_.id)
     assert any_store.config_version() == 4
+
+
+def test_sqlite_connections_are_not_pinged_but_postgresql_ones_are(any_store: Store) -> None:
+    """A SQLite connection is a file handle: a pre-ping would only cost a ``SELECT 1`` per
+    checkout. A PostgreSQL one can go stale behind a restart, so it is pinged."""
+    postgres = any_store.engine.dialect.name == "postgresql"
+    assert any_store.engine.pool._pre_ping is postgres
