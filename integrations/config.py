@@ -86,8 +86,8 @@ class Settings:
     #: Stream entries one ``herald.ingest_batch`` task carries (``XREADGROUP COUNT``).
     ingest_batch: int = 100
     #: Requests in flight at once per worker process, and per endpoint within it.
-    send_concurrency: int = 64
-    endpoint_concurrency: int = 16
+    send_concurrency: int = 256
+    endpoint_concurrency: int = 64
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +78,21 @@ class BatchReport:
     dead_letters: int
     #: Deliveries an interrupted earlier run left PENDING: the caller dispatches them.
     redelivered: tuple[Delivery, ...]
+    #: Wall time of each phase (ms), for the task's log line: where a slow batch waited.
+    phases_ms: dict[str, float] = field(default_factory=dict)
+
+
+class _Phases:
+    """Wall time per phase of a batch."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = round((now - self._last) * 1000, 1)
+        self._last = now
 
 
 @dataclass
@@ -114,13 +129,16 @@ class BatchRunner:
 
     def run(self, raws: Sequence[str]) -> BatchReport:
         """Fan out ``raws`` and make the first attempts of the deliveries they create."""
+        clock = _Phases()
         plan = plan_batch(raws, self.events)
+        clock.lap("plan")
         result = ingest(self.store, plan, dedupe_window=self.settings.dedupe_window)
+        clock.lap("ingest")
         todo = [p for p in plan.first_attempts if p.delivery_id in result.created]
         counts = {"sent": 0, "retrying": 0, "failed": 0, "deferred": 0}
         if todo:
             try:
-                counts = self._first_attempts(todo)
+                counts = self._first_attempts(todo, clock)
             except Exception:
                 # Never lose a delivery over a bug or a time limit: every one of this batch
                 # whose outcome is not stored is picked up by the retry path.
@@ -133,12 +151,13 @@ class BatchRunner:
             created=len(result.created),
             dead_letters=len(plan.dead_letters),
             redelivered=result.redelivered,
+            phases_ms=clock.phases,
             **counts,
         )
 
     # -- the attempts ----------------------------------------------------------------------
 
-    def _first_attempts(self, todo: list[Planned]) -> dict[str, int]:
+    def _first_attempts(self, todo: list[Planned], clock: _Phases) -> dict[str, int]:
         attempts = [self._prepare(p) for p in todo]
         ready = [a for a in attempts if a.prepared is not None]
         endpoints = sorted({a.breaker_key for a in ready if a.breaker_key})
@@ -147,6 +166,7 @@ class BatchRunner:
         now = self.now()
         deferred = [a for a in ready if is_open(states[a.breaker_key or ""], now)]
         to_send = [a for a in ready if not is_open(states[a.breaker_key or ""], now)]
+        clock.lap("prepare")
         results = self.pool.send_all(
             [(a.breaker_key or "", a.prepared.request) for a in to_send if a.prepared]
         )
@@ -154,7 +174,9 @@ class BatchRunner:
         outcomes += [self._outcome(a, r) for a, r in zip(to_send, results, strict=True)]
         outcomes = self._note_failures(outcomes, states)
         self._defer(deferred, states)
+        clock.lap("send")
         self._store(outcomes)
+        clock.lap("store")
         self._forget(outcomes, states, failing)
         tally = {"sent": 0, "retrying": 0, "failed": 0, "deferred": len(deferred)}
         for _, outcome in outcomes:

@@ -21,8 +21,10 @@ from pydantic import ValidationError
 
 from integrations.enums import Entity, EventType
 from integrations.errors import HeraldError
+from integrations.rulebook import compile_criteria
 from integrations.store import Store, StoredEvent
-from rules.matcher import Matcher, compile_criteria
+from rules import url
+from rules.matcher import Matcher
 from rules.render import referenced_names
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ def compile_event(event: StoredEvent) -> LiveEvent:
     token = event.spec.entity.token
     names = set(referenced_names(event.spec.template, event.spec.entity))
     if event.spec.endPointURI:
-        names |= set(referenced_names(event.spec.endPointURI, event.spec.entity))
+        names |= set(url.referenced_names(event.spec.endPointURI, event.spec.entity))
     names.discard(token)
     return LiveEvent(event=event, matcher=matcher, needs_captures=bool(names))
 

@@ -27,7 +27,7 @@ from integrations.store import (
     Store,
     delivery_id_for,
 )
-from rules.fields import MISSING, resolve
+from rules.fields import MISSING, FieldView, resolve
 from worker.events import BrokenEvent, EventCache, LiveEvent
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
         plan.messages.append((change.tenantId, change.id))
         stored: str | None = None
         ent_id = entity_id(change.data)
+        # One view per change: each field is case-folded once, however many events read it.
+        view = FieldView(change.data)
         for candidate in candidates[(change.tenantId, change.entity, change.eventType)]:
             failure: str | None = None
             if isinstance(candidate, BrokenEvent):
@@ -111,7 +113,7 @@ def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
             else:
                 event_id, installed_id = candidate.event.id, candidate.event.installed_id
                 try:
-                    if not candidate.matcher.matches(change.data):
+                    if not candidate.matcher.matches(view):
                         continue
                 except Exception as exc:  # a rule that breaks on this data fails visibly
                     failure = f"integration event {event_id} could not be evaluated: {exc}"

@@ -115,6 +115,7 @@ class StreamIngest:
         consumer: str | None = None,
         claim_idle: float = 60.0,
         batch: int = 100,
+        backlog: Callable[[], int] | None = None,
     ) -> None:
         self._redis = client
         self.stream = stream
@@ -122,6 +123,7 @@ class StreamIngest:
         self.consumer = consumer or consumer_name()
         self._claim_idle_ms = int(claim_idle * 1000)
         self._batch = batch
+        self._backlog = backlog
         self._group_ready = False
 
     def ensure_group(self) -> None:
@@ -175,8 +177,23 @@ class StreamIngest:
             total += self._handle(entries)
         return total
 
+    def busy(self) -> bool:
+        """Whether dispatched batches are still waiting for a worker to take them.
+
+        Reading on regardless would cut the stream into ever smaller batches just when the
+        workers are behind, and every batch has a fixed cost (a task, two transactions, a
+        few round trips). Waiting instead lets the stream fill, so the next read takes a
+        whole batch: under load, batches grow; at a trickle, each change goes at once.
+        """
+        return self._backlog is not None and self._backlog() > 0
+
     def run(
-        self, stop: threading.Event, *, block_ms: int = 1000, reclaim_every: float = 15.0
+        self,
+        stop: threading.Event,
+        *,
+        block_ms: int = 1000,
+        reclaim_every: float = 15.0,
+        backoff: float = 0.02,
     ) -> None:
         """Consume until ``stop`` is set, surviving Redis outages."""
         next_reclaim = 0.0
@@ -187,6 +204,9 @@ class StreamIngest:
                 if now >= next_reclaim:
                     self.reclaim()
                     next_reclaim = now + reclaim_every
+                if self.busy():
+                    clock.wait(backoff)
+                    continue
                 self.read(block_ms)
             except redis.RedisError as exc:
                 # Redis restarting or unreachable: nothing is lost (unacked entries stay

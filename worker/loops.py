@@ -78,12 +78,19 @@ class HeraldLoops(bootsteps.StartStopStep):
 
         settings = get_settings()
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+
+        def backlog() -> int:
+            # Tasks queued that no worker has taken yet (kombu keeps a queue as a list named
+            # like it; reserved tasks have left it).
+            return int(client.llen(settings.queue))
+
         stream = StreamIngest(
             client,
             settings.stream_key,
             dispatch,
             claim_idle=settings.ingest_claim_idle,
             batch=settings.ingest_batch,
+            backlog=backlog,
         )
         schedule = RetrySchedule(client, settings.redis_prefix)
         ingest_retries = RetrySchedule(client, settings.redis_prefix, "ingest-retry")

@@ -17,11 +17,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from integrations.enums import Entity
 from integrations.errors import HeraldError, NotifierMisconfigured, PermanentError
 from integrations.models import Notifier
+from integrations.rulebook import render, render_url
 from integrations.store import StoredEvent
+from notifiers.protocols import for_notifier
 from notifiers.sender import OutboundRequest
 from notifiers.urls import resolve_url
-from rules.render import Rendered, detect_syntax, render
-from rules.url import render_url
+from rules.render import Rendered, detect_syntax
 
 BASE_NOTIFIER_MISSING = (
     "useBaseNotifier is true but the installed integration has no base notifier; "
@@ -72,8 +73,8 @@ def build_request(
     misconfiguration): the same event and change would fail again.
     """
     notifier = notifier_for(event)
-    content_type = "text/xml" if notifier.type.value == "SOAP_API" else None
-    syntax = detect_syntax(event.spec.template, content_type or declared_content_type(event))
+    hint = for_notifier(notifier).render_syntax_hint(declared_content_type(event))
+    syntax = detect_syntax(event.spec.template, hint)
     try:
         rendered = render(
             event.spec.template,

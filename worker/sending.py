@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from notifiers.sender import DeliveryResponse, OutboundRequest
 
@@ -32,7 +33,7 @@ class SendPool:
         self,
         send: Callable[[OutboundRequest], Awaitable[DeliveryResponse]],
         *,
-        close: Callable[[], Awaitable[None]] | None = None,
+        close: Callable[[], Coroutine[Any, Any, None]] | None = None,
         concurrency: int = 64,
         per_endpoint: int = 16,
     ) -> None:

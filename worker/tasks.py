@@ -98,6 +98,7 @@ def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
         "failed": report.failed,
         "deferred": report.deferred,
         "deadLetters": report.dead_letters,
+        "ms": report.phases_ms,
     }
 
 

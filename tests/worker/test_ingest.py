@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 import redis
@@ -108,3 +110,33 @@ def test_a_batch_reads_back_only_its_own_entries_in_one_range(
         (ids[2], "m2"),
     ]
     assert read_entries(redis_client, stream, []) == []
+
+
+def test_a_backlog_of_queued_tasks_holds_the_next_read_so_batches_grow(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """While dispatched batches wait for a worker, the loop does not cut the stream into
+    more small batches: it reads once the backlog is gone, and takes what piled up at once."""
+    stream = f"{redis_prefix}:changes"
+    queued = threading.Event()
+    queued.set()
+    rec = Recorder(redis_client, stream)
+    ingest = StreamIngest(
+        redis_client, stream, rec, consumer="c1", backlog=lambda: int(queued.is_set())
+    )
+    stop = threading.Event()
+    loop = threading.Thread(target=ingest.run, args=(stop,), kwargs={"block_ms": 50})
+    loop.start()
+    try:
+        for i in range(5):
+            redis_client.xadd(stream, {"message": f"m{i}"})
+        time.sleep(0.3)  # the loop is free to read all this while: it must not
+        assert rec.batches == []
+        queued.clear()
+        deadline = time.monotonic() + 5
+        while not rec.batches and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        loop.join(5)
+    assert [len(b) for b in rec.batches] == [5]
