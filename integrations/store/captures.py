@@ -36,7 +36,7 @@ def upsert_captured(s: Session, captures: Iterable[tuple[str, str, Mapping[str, 
         stmt,
         [
             {"event_id": e, "entity_id": n, "key": k, "value": v, "updated_at": now}
-            for (e, n, k), v in rows.items()
+            for (e, n, k), v in sorted(rows.items())  # one lock order for every writer
         ],
     )
 

@@ -22,6 +22,7 @@ from integrations.store.records import (
 )
 from integrations.tables import AttemptRow, DeliveryRow, utcnow
 
+
 def to_delivery(row: DeliveryRow) -> Delivery:
     """The activity-log record of a row (its attempts loaded with it)."""
     return Delivery(
@@ -90,7 +91,7 @@ def insert_deliveries(s: Session, rows: Sequence[NewDelivery]) -> set[str]:
             "created_at": now,
             "processed_time": now if d.status in DeliveryStatus.TERMINAL else None,
         }
-        for d in rows
+        for d in sorted(rows, key=lambda d: d.id)  # one lock order for every writer
     ]
     stmt = upsert(s, DeliveryRow).on_conflict_do_nothing(index_elements=["id"])
     return set(s.scalars(stmt.returning(table_of(DeliveryRow).c.id), params))
@@ -196,19 +197,28 @@ class DeliveryStore(StoreBase):
         """
         if not records:
             return []
+        # Rows are written in id order, so concurrent batches lock them in one order (no
+        # deadlock for PostgreSQL to break); the answer, and which capture wins when two
+        # records capture one key, keep the caller's order.
+        order = sorted(range(len(records)), key=lambda i: records[i].delivery_id)
+        ordered = [records[i] for i in order]
+        recorded = [True] * len(records)
         with self.session() as s:
-            if record_all(s, records):  # the common case: two statements for the batch
-                upsert_captured(s, _captures(records))
-                return [True] * len(records)
-            numbers = [_apply(s, r, guarded=True) for r in records]
-            won = [r for r, n in zip(records, numbers, strict=True) if n is not None]
-            attempts = [
-                attempt_row(r, n) for r, n in zip(records, numbers, strict=True) if n is not None
-            ]
-            if attempts:
-                s.execute(insert(AttemptRow), attempts)
+            # The common case: every row matches, two statements for the whole batch.
+            if not record_all(s, ordered):
+                numbers = [_apply(s, r, guarded=True) for r in ordered]
+                attempts = [
+                    attempt_row(r, n)
+                    for r, n in zip(ordered, numbers, strict=True)
+                    if n is not None
+                ]
+                if attempts:
+                    s.execute(insert(AttemptRow), attempts)
+                for i, number in zip(order, numbers, strict=True):
+                    recorded[i] = number is not None
+            won = (r for r, ok in zip(records, recorded, strict=True) if ok)
             upsert_captured(s, _captures(won))
-        return [n is not None for n in numbers]
+        return recorded
 
     def fail_delivery(self, delivery_id: str, reason: str, error_class: str) -> None:
         """Mark a delivery FAILED without an attempt (its event was deleted, say)."""

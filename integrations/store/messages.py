@@ -134,7 +134,9 @@ class MessageStore(StoreBase):
         now = utcnow()
         counts = Counter(messages)
         with self.session() as s:
-            fresh = _remember(s, list(counts), now, now - timedelta(seconds=window))
+            # Sorted: two workers writing overlapping batches take the rows' locks in one
+            # order, so PostgreSQL never has to break a deadlock between them.
+            fresh = _remember(s, sorted(counts), now, now - timedelta(seconds=window))
             _count_duplicates(
                 s, {k: n - (k in fresh) for k, n in counts.items() if n - (k in fresh)}
             )

@@ -303,3 +303,14 @@ def test_sqlite_connections_are_not_pinged_but_postgresql_ones_are(any_store: St
     checkout. A PostgreSQL one can go stale behind a restart, so it is pinged."""
     postgres = any_store.engine.dialect.name == "postgresql"
     assert any_store.engine.pool._pre_ping is postgres
+
+
+def test_record_attempts_answers_in_the_callers_order(any_store: Store) -> None:
+    """Rows are written in id order (one lock order for concurrent batches); the answer is
+    still one flag per record, in the order given."""
+    for d in ("D-a", "D-b", "D-c"):
+        assert any_store.create_delivery(delivery_id=d, tenant_id=TENANT, message="{}")
+    records = [_record("D-c", 0), _record("D-b", 5), _record("D-a", 0), _record("D-0", 0)]
+    assert any_store.record_attempts(records) == [True, False, True, False]
+    attempts = {d: any_store.get_delivery(d) for d in ("D-a", "D-b", "D-c")}
+    assert {d: x.attempts for d, x in attempts.items() if x} == {"D-a": 1, "D-b": 0, "D-c": 1}
