@@ -10,6 +10,7 @@ run, ``make bench-quick`` the reduced one (under 60 s on 2 cores).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -103,7 +104,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     if args.concurrency:
-        mode = Mode(**{**mode.__dict__, "concurrency": args.concurrency})
+        mode = dataclasses.replace(mode, concurrency=args.concurrency)
     only = tuple(m for m in args.only.split(",") if m)
     unknown = set(only) - set(MEASURES)
     if unknown:

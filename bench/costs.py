@@ -16,7 +16,7 @@ import redis
 from bench.procs import TICKS_PER_SECOND, RssSampler, cpu_snapshot
 from bench.report import Figure, load_average
 from bench.rig import Run
-from bench.stats import command_calls, cpu_delta, per_unit
+from bench.stats import command_calls, cpu_delta, next_size, per_unit
 
 #: Commands only the bench sends: never part of what a delivery costs.
 BENCH_ONLY = ("cmdstat_info",)
@@ -58,6 +58,19 @@ def costed(client: redis.Redis, root_pid: int, work: Callable[[], Run]) -> Cost:
         cpu_seconds=cpu_delta(cpu0, cpu1) / TICKS_PER_SECOND,
         rss_peak=sampler.peak,
     )
+
+
+def grown(measure: Callable[[int, int], Cost], n: int, seconds: float, high: int) -> Cost:
+    """``measure(n, attempt)`` repeated bigger until a run lasts about ``seconds`` (max 4)."""
+    for attempt in range(4):
+        cost = measure(n, attempt)
+        run = cost.run
+        elapsed = run.last - run.start if run.last is not None else 0.0
+        bigger = next_size(n, elapsed, run.complete, seconds, high)
+        if bigger is None:
+            break
+        n = bigger
+    return cost
 
 
 def figure(

@@ -25,7 +25,7 @@ from bench.report import Figure
 from bench.rig import Rig, Run, change, event_spec, herald_node, rig, wait_arrivals
 from bench.seeding import clone_tenants, read_tenant
 from bench.sink import AsyncSink
-from bench.stats import sized
+from bench.stats import next_size, sized
 
 
 def tenant_name(i: int) -> str:
@@ -140,13 +140,18 @@ def _one_size(redis_url: str, sink: AsyncSink, mode: Mode, size: int, label: str
             warmed = _burst(r, sink, warm, per_change, 2 * mode.deadline())
             changes_per_s = (warmed.run.rate() or 0.0) / per_change
             count = sized(changes_per_s, mode.run_s, len(tenants), mode.fanout_max)
-            steady = _burst(
-                r,
-                sink,
-                [(f"m{i}", change(f"m{i}", tenants[i % len(tenants)])) for i in range(count)],
-                per_change,
-                mode.deadline(),
-            )
+            for k in range(4):  # grown like a throughput run (see bench.stats.next_size)
+                burst = [
+                    (f"m{k}-{i}", change(f"m{k}-{i}", tenants[i % len(tenants)]))
+                    for i in range(count)
+                ]
+                steady = _burst(r, sink, burst, per_change, mode.deadline())
+                last = steady.run.last
+                elapsed = last - steady.run.start if last is not None else 0.0
+                bigger = next_size(count, elapsed, steady.run.complete, mode.run_s, mode.fanout_max)
+                if bigger is None:
+                    break
+                count = bigger
             figures.append(
                 figure(
                     f"fanout.{label}.steady",

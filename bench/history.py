@@ -18,7 +18,7 @@ from bench.report import Figure
 from bench.rig import Rig, Run, change, event_spec, herald_node, rig, wait_arrivals
 from bench.seeding import clone_history, read_delivery
 from bench.sink import RecordingArrivals
-from bench.stats import sized
+from bench.stats import next_size, sized
 
 
 def _timed(r: Rig, sink: RecordingArrivals, tag: str, n: int, mode: Mode) -> Run:
@@ -29,10 +29,23 @@ def _timed(r: Rig, sink: RecordingArrivals, tag: str, n: int, mode: Mode) -> Run
     return wait_arrivals(sink.snapshot, len(messages), start, start + mode.deadline())
 
 
-def _per_delivery(name: str, run: Run, note: str) -> Figure:
-    rate = run.rate()
-    extra = "; ".join(p for p in (note, run.note()) if p)
-    return figure(name, 1000 / rate if rate else None, "ms/delivery", extra)
+def _grow(r: Rig, sink: RecordingArrivals, n: int, mode: Mode) -> int | None:
+    run = _timed(r, sink, f"size{n}-", n, mode)
+    elapsed = run.last - run.start if run.last is not None else 0.0
+    return next_size(n, elapsed, run.complete, mode.run_s, mode.run_max)
+
+
+def _best_of(r: Rig, sink: RecordingArrivals, tag: str, n: int, mode: Mode, note: str) -> Figure:
+    """The faster of two runs of ``n`` deliveries, as ms per delivery, stamped when taken.
+
+    Two, because the first run after a change of state (start, seed) pays for warming what
+    the second finds warm, and a shared machine's load moves between runs.
+    """
+    runs = [_timed(r, sink, f"{tag}{k}-", n, mode) for k in range(2)]
+    best = max(runs, key=lambda run: run.rate() or 0.0)
+    rate = best.rate()
+    extra = "; ".join(p for p in (note, best.note()) if p)
+    return figure(f"history.{tag}", 1000 / rate if rate else None, "ms/delivery", extra)
 
 
 def measure(redis_url: str, mode: Mode, say: Callable[[str], None]) -> list[Figure]:
@@ -43,18 +56,24 @@ def measure(redis_url: str, mode: Mode, say: Callable[[str], None]) -> list[Figu
         with herald_node(r, mode.concurrency):
             warm = warm_up(r.publish, sink.snapshot, sink.clear, mode.warm_n)
             n = sized(warm.rate(), mode.run_s, mode.run_min, mode.run_max)
+            # Grown like a throughput run, then the same size before and after the seed.
+            while (bigger := _grow(r, sink, n, mode)) is not None:
+                n = bigger
             say("history: empty activity log")
-            empty = _timed(r, sink, "a", n, mode)
+            empty = _best_of(r, sink, "empty", n, mode, f"best of 2 runs of {n} deliveries")
             say(f"history: seeding {mode.history_seed:,} earlier deliveries")
             start = time.perf_counter()
             made = clone_history(
                 r.store.engine, read_delivery(r.store.engine, TENANT), mode.history_seed
             )
-            seed_rate = made / (time.perf_counter() - start)
+            seeded_rate = figure(
+                "seeding.deliveries",
+                made / (time.perf_counter() - start),
+                "delivery/s",
+                "bulk copies, one transaction per 20,000",
+            )
             say("history: after the seed")
-            seeded = _timed(r, sink, "b", n, mode)
-    return [
-        _per_delivery("history.empty", empty, f"{n} deliveries"),
-        _per_delivery("history.seeded", seeded, f"{n} deliveries after {made:,} earlier"),
-        figure("seeding.deliveries", seed_rate, "delivery/s", "bulk copies, one tx per 20,000"),
-    ]
+            seeded = _best_of(
+                r, sink, "seeded", n, mode, f"best of 2 runs of {n} after {made:,} earlier"
+            )
+    return [empty, seeded, seeded_rate]

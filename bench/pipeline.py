@@ -20,7 +20,7 @@ import redis
 from bench import loadgen
 from bench.baseline import CeleryWorker, noop_run, publish_posts, purge
 from bench.config import Mode
-from bench.costs import cost_figures, costed, figure
+from bench.costs import Cost, cost_figures, costed, figure, grown
 from bench.report import Figure
 from bench.rig import Run, change, event_spec, herald_node, rig, wait_arrivals
 from bench.sink import Arrivals, AsyncSink, RecordingArrivals
@@ -70,14 +70,19 @@ def herald_run(redis_url: str, name: str, sink: Arrivals, mode: Mode) -> list[Fi
             warm = warm_up(r.publish, sink.snapshot, sink.clear, mode.warm_n)
             n = sized(warm.rate(), mode.run_s, mode.run_min, mode.run_max)
             client = redis.Redis.from_url(redis_url)
+            pid = node.proc.pid
 
-            def work() -> Run:
-                messages = ((f"m{i}", change(f"m{i}", TENANT)) for i in range(n))
-                start = time.perf_counter()
-                r.publish(messages)
-                return wait_arrivals(sink.snapshot, n, start, start + mode.deadline())
+            def attempt(n: int, k: int) -> Cost:
+                def work() -> Run:
+                    sink.clear()
+                    messages = ((f"m{k}-{i}", change(f"m{k}-{i}", TENANT)) for i in range(n))
+                    start = time.perf_counter()
+                    r.publish(messages)
+                    return wait_arrivals(sink.snapshot, n, start, start + mode.deadline())
 
-            cost = costed(client, node.proc.pid, work)
+                return costed(client, pid, work)
+
+            cost = grown(attempt, n, mode.run_s, mode.run_max)
             client.close()
     return cost_figures(f"herald.{name}", cost, "delivery")
 
@@ -92,13 +97,18 @@ def naive_run(worker: CeleryWorker, name: str, sink: Arrivals, mode: Mode) -> li
     warm = warm_up(post, sink.snapshot, sink.clear, mode.warm_n)
     n = sized(warm.rate(), mode.run_s, mode.run_min, mode.run_max)
     client = redis.Redis.from_url(worker.broker_url)
-    bodies = [change(f"m{i}", TENANT) for i in range(n)]
 
-    def work() -> Run:
-        start = publish_posts(worker, url, bodies)
-        return wait_arrivals(sink.snapshot, n, start, start + mode.deadline())
+    def attempt(n: int, k: int) -> Cost:
+        bodies = [change(f"m{k}-{i}", TENANT) for i in range(n)]
 
-    cost = costed(client, worker.pid, work)
+        def work() -> Run:
+            sink.clear()
+            start = publish_posts(worker, url, bodies)
+            return wait_arrivals(sink.snapshot, n, start, start + mode.deadline())
+
+        return costed(client, worker.pid, work)
+
+    cost = grown(attempt, n, mode.run_s, mode.run_max)
     purge(worker)  # what a deadline left queued must not run into the next measure
     client.close()
     return cost_figures(f"naive.{name}", cost, "delivery")
@@ -109,7 +119,14 @@ def noop(worker: CeleryWorker, redis_url: str, mode: Mode) -> list[Figure]:
     client = redis.Redis.from_url(redis_url)
     warm = noop_run(worker, client, mode.warm_n, 60.0)
     n = sized(warm.rate(), mode.run_s, mode.run_min, mode.run_max)
-    cost = costed(client, worker.pid, lambda: noop_run(worker, client, n, mode.deadline()))
+    cost = grown(
+        lambda size, _: costed(
+            client, worker.pid, lambda: noop_run(worker, client, size, mode.deadline())
+        ),
+        n,
+        mode.run_s,
+        mode.run_max,
+    )
     client.close()
     return cost_figures("celery.noop", cost, "task")
 

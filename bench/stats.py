@@ -138,3 +138,15 @@ def sized(rate_estimate: float | None, seconds: float, low: int, high: int) -> i
     if not rate_estimate or rate_estimate <= 0:
         return low
     return max(low, min(high, int(rate_estimate * seconds)))
+
+
+def next_size(n: int, elapsed: float, complete: bool, seconds: float, high: int) -> int | None:
+    """The size of the next run if the last (``n`` units in ``elapsed`` s) was too short.
+
+    A pipeline that waits to fill batches finishes a small run in its latency, not at its
+    rate, and the warm-up then underestimates it; so a run that took under 60 % of
+    ``seconds`` is repeated bigger (``None``: the last run stands).
+    """
+    if not complete or n >= high or elapsed >= 0.6 * seconds:
+        return None
+    return min(high, max(2 * n, int(n * seconds / max(elapsed, 0.01))))

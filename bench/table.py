@@ -183,6 +183,20 @@ def rows(figures: Mapping[str, Figure], mode: Mode) -> list[Row]:
             Target("<=", 2.0, "value"),
         ),
         Row(
+            "harness_instant_sink_headroom",
+            "harness: instant sink's ceiling vs Herald's rate (below 2x, the sink bounds it)",
+            f("sink.instant.ceiling", "req/s"),
+            f("herald.instant.rate", "delivery/s"),
+            Target(">=", 2.0),
+        ),
+        Row(
+            "harness_slow_sink_ceiling",
+            f"harness: {delay} sink's ceiling (it must sustain 2,000 req/s)",
+            f("sink.slow.ceiling", "req/s"),
+            None,
+            Target(">=", 2000.0, "value"),
+        ),
+        Row(
             "cpu_vs_naive",
             "worker CPU per delivery vs the naive task",
             f("herald.instant.cpu_ms", "ms/delivery"),

@@ -7,9 +7,12 @@ ratio would publish a wrong table; each is checked here against hand-computed va
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, select
 
 from bench.config import FULL, QUICK
 from bench.fanout import measured_tenants, tenant_name, unseen_tenants
@@ -24,7 +27,7 @@ from bench.report import (
     format_table,
     notes,
 )
-from bench.seeding import retarget
+from bench.seeding import insert_sqlite, retarget
 from bench.sink import AsyncSink, body_id, content_length
 from bench.stats import (
     command_calls,
@@ -32,6 +35,7 @@ from bench.stats import (
     cpu_ticks,
     descendants,
     latency_summary,
+    next_size,
     parent_pid,
     percentile,
     rate,
@@ -186,3 +190,30 @@ def test_unseen_tenants_avoid_the_measured_ones() -> None:
     fresh = unseen_tenants(100, 5, seen)
     assert len(fresh) == 5 and not set(fresh) & set(seen)
     assert unseen_tenants(2, 5, [tenant_name(0), tenant_name(1)]) == []
+
+
+def test_a_run_shorter_than_its_budget_is_repeated_bigger() -> None:
+    # 30 units in 0.3 s of a 1.5 s budget: a latency-bound run, five times bigger next.
+    assert next_size(30, 0.3, True, 1.5, 10_000) == 150
+    assert next_size(30, 0.01, True, 1.5, 10_000) == 4500
+    assert next_size(30, 1.0, True, 1.5, 10_000) is None  # long enough
+    assert next_size(30, 0.3, False, 1.5, 10_000) is None  # cut by its deadline
+    assert next_size(9_000, 0.3, True, 1.5, 10_000) == 10_000
+    assert next_size(10_000, 0.3, True, 1.5, 10_000) is None
+
+
+def test_raw_sqlite_copies_read_back_as_sqlalchemy_wrote_them(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'copy.db'}")
+    meta = MetaData()
+    table = Table("t", meta, Column("id", String, primary_key=True), Column("at", DateTime))
+    meta.create_all(engine)
+    at = datetime(2026, 12, 1, 11, 41, 10, 612185)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": "orm", "at": at}])
+    insert_sqlite(engine, [("t", [{"id": "raw", "at": at}])])
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(table.c.id, table.c.at)).all())
+        stored = dict(conn.exec_driver_sql("SELECT id, at FROM t").all())
+    assert rows == {"orm": at, "raw": at}
+    assert stored["raw"] == stored["orm"]  # the very same text in the file
+    engine.dispose()
