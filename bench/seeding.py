@@ -10,6 +10,7 @@ only keys, owners and times are rewritten.
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -278,7 +279,16 @@ def insert_sqlite(engine: Engine, tables: list[tuple[str, list[Row]]]) -> None:
             quoted = ", ".join(f'"{c}"' for c in columns)
             marks = ", ".join("?" for _ in columns)
             sql = f'INSERT INTO "{name}" ({quoted}) VALUES ({marks})'
-            cur.executemany(sql, [tuple(sqlite_value(r[c]) for c in columns) for r in rows])
+            get = operator.itemgetter(*columns)
+            # A copy's columns have the template's types: only its datetimes need converting.
+            times = [i for i, c in enumerate(columns) if isinstance(rows[0][c], datetime)]
+            values: list[Any] = []
+            for row in rows:
+                value = list(get(row)) if len(columns) > 1 else [get(row)]
+                for i in times:
+                    value[i] = sqlite_value(value[i])
+                values.append(value)
+            cur.executemany(sql, values)
         raw.commit()
     except BaseException:
         raw.rollback()
