@@ -99,7 +99,7 @@ def _burst(
     start = time.perf_counter()
     r.publish(messages)
     run = wait_arrivals(sink.snapshot, len(messages) * per_change, start, start + deadline)
-    time.sleep(0.2)  # time for deliveries the non-matching candidates must not make
+    time.sleep(0.1)  # time for deliveries the non-matching candidates must not make
     return Burst(run, per_change, sink.count - run.expected)
 
 
