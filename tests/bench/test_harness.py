@@ -213,7 +213,7 @@ def test_raw_sqlite_copies_read_back_as_sqlalchemy_wrote_them(tmp_path: Path) ->
     insert_sqlite(engine, [("t", [{"id": "raw", "at": at}])])
     with engine.connect() as conn:
         rows = dict(conn.execute(select(table.c.id, table.c.at)).all())
-        stored = dict(conn.exec_driver_sql("SELECT id, at FROM t").all())
+        stored: dict[str, str] = dict(conn.exec_driver_sql("SELECT id, at FROM t").all())
     assert rows == {"orm": at, "raw": at}
     assert stored["raw"] == stored["orm"]  # the very same text in the file
     engine.dispose()
