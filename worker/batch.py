@@ -57,6 +57,7 @@ from worker.outcomes import (
 )
 from worker.outcomes import trips_breaker as _trips
 from worker.prepare import Prepared, build_request
+from worker.probing import RecentSuccess, split_for_probing
 from worker.sending import SendPool, SendResult
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class BatchRunner:
         self.pool = pool
         self.now = now
         self.health = EndpointHealth(client, settings.redis_prefix, _policy(settings))
+        self.recent = RecentSuccess()
 
     def run(self, raws: Sequence[str]) -> BatchReport:
         """Fan out ``raws`` and make the first attempts of the deliveries they create."""
@@ -163,16 +165,11 @@ class BatchRunner:
         endpoints = sorted({a.breaker_key for a in ready if a.breaker_key})
         event_ids = sorted({a.planned.live.event.id for a in attempts})
         states, failing = self.health.snapshot(endpoints, event_ids)
-        now = self.now()
-        deferred = [a for a in ready if is_open(states[a.breaker_key or ""], now)]
-        to_send = [a for a in ready if not is_open(states[a.breaker_key or ""], now)]
         clock.lap("prepare")
-        results = self.pool.send_all(
-            [(a.breaker_key or "", a.prepared.request) for a in to_send if a.prepared]
-        )
+        sent, deferred, counted = self._send(ready, states)
         outcomes = [self._outcome(a, None) for a in attempts if a.prepared is None]
-        outcomes += [self._outcome(a, r) for a, r in zip(to_send, results, strict=True)]
-        outcomes = self._note_failures(outcomes, states)
+        outcomes += [self._outcome(a, r) for a, r in sent]
+        outcomes = self._note_failures(outcomes, states, counted)
         self._defer(deferred, states)
         clock.lap("send")
         self._store(outcomes)
@@ -182,6 +179,50 @@ class BatchRunner:
         for _, outcome in outcomes:
             tally[outcome.result] += 1
         return tally
+
+    def _send(
+        self, ready: list[_Attempt], states: dict[str, BreakerState]
+    ) -> tuple[list[tuple[_Attempt, SendResult]], list[_Attempt], dict[str, int]]:
+        """Send what may go; ``(sent with results, deferred, failures already counted)``.
+
+        Endpoints not seen healthy lately are probed first (:mod:`worker.probing`); their
+        probes' failures are counted against the breaker before the rest may follow.
+        """
+        now = self.now()
+        threshold = self.health.policy.threshold
+        first, held, deferred = split_for_probing(
+            ready,
+            lambda a: a.breaker_key or "",
+            is_open=lambda k: is_open(states[k], now),
+            healthy=self.recent.__contains__,
+            probes=lambda k: threshold - states[k].failures,
+        )
+        sent = self._send_now(first)
+        counted: dict[str, int] = {}
+        later: list[_Attempt] = []
+        for key, rest in held.items():
+            probed = [r for a, r in sent if a.breaker_key == key]
+            if not any(isinstance(r, DeliveryResponse) for r in probed):
+                trips = sum(1 for a, r in sent if a.breaker_key == key and _trips_on(r, a))
+                if trips:
+                    states[key] = self.health.record_failure(key, self.now(), count=trips)
+                    counted[key] = trips
+                if is_open(states[key], self.now()):
+                    deferred.extend(rest)
+                    continue
+            later.extend(rest)
+        return sent + self._send_now(later), deferred, counted
+
+    def _send_now(self, attempts: list[_Attempt]) -> list[tuple[_Attempt, SendResult]]:
+        if not attempts:
+            return []
+        results = self.pool.send_all(
+            [(a.breaker_key or "", a.prepared.request) for a in attempts if a.prepared]
+        )
+        for attempt, result in zip(attempts, results, strict=True):
+            if isinstance(result, DeliveryResponse) and attempt.breaker_key:
+                self.recent.note(attempt.breaker_key)
+        return list(zip(attempts, results, strict=True))
 
     def _prepare(self, planned: Planned) -> _Attempt:
         attempt = _Attempt(planned, datetime.now(UTC), time.perf_counter())
@@ -248,9 +289,14 @@ class BatchRunner:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _note_failures(
-        self, outcomes: list[tuple[_Attempt, Outcome]], states: dict[str, BreakerState]
+        self,
+        outcomes: list[tuple[_Attempt, Outcome]],
+        states: dict[str, BreakerState],
+        counted: dict[str, int],
     ) -> list[tuple[_Attempt, Outcome]]:
-        """Count failures against breakers and events (failures only); auto-disable."""
+        """Count failures against breakers and events (failures only); auto-disable.
+
+        ``counted``: failures of probes, already counted before the rest was sent."""
         per_endpoint: dict[str, int] = {}
         failing_events: dict[str, HeraldError] = {}
         for attempt, outcome in outcomes:
@@ -263,7 +309,10 @@ class BatchRunner:
                 key = attempt.breaker_key or ""
                 per_endpoint[key] = per_endpoint.get(key, 0) + 1
         for endpoint, count in per_endpoint.items():
-            states[endpoint] = self.health.record_failure(endpoint, self.now(), count=count)
+            if count > counted.get(endpoint, 0):
+                states[endpoint] = self.health.record_failure(
+                    endpoint, self.now(), count=count - counted.get(endpoint, 0)
+                )
         disabled: dict[str, str] = {}
         for event_id, error in failing_events.items():
             reason = self.health.disable_reason(
@@ -335,3 +384,7 @@ def _policy(settings: Settings) -> BreakerPolicy:
     return BreakerPolicy(
         settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
     )
+
+
+def _trips_on(result: SendResult, attempt: _Attempt) -> bool:
+    return isinstance(result, RetryableError) and _trips(result, attempt.prepared)

@@ -198,6 +198,10 @@ class StreamIngest:
         """Consume until ``stop`` is set, surviving Redis outages."""
         next_reclaim = 0.0
         clock = threading.Event()  # only for interruptible sleeps
+        # While busy, look again after 1 ms, then less and less often (up to ``backoff``):
+        # a short wait keeps latency low when the workers are only just behind, the longer
+        # ones keep a long backlog from costing a Redis command every millisecond.
+        wait = 0.001
         while not stop.is_set():
             try:
                 now = time.monotonic()
@@ -205,8 +209,10 @@ class StreamIngest:
                     self.reclaim()
                     next_reclaim = now + reclaim_every
                 if self.busy():
-                    clock.wait(backoff)
+                    clock.wait(wait)
+                    wait = min(wait * 2, backoff)
                     continue
+                wait = 0.001
                 self.read(block_ms)
             except redis.RedisError as exc:
                 # Redis restarting or unreachable: nothing is lost (unacked entries stay

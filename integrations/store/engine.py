@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrations.crypto import SecretBox
-from integrations.migrate import migrate
 from integrations.tables import (
     CONFIG_VERSION_ROW,
     Base,
@@ -95,6 +94,10 @@ class StoreBase:
 
     def migrate(self) -> None:
         """Bring the database to the newest schema revision (idempotent)."""
+        # Imported here: Alembic costs every process that loads it about 16 MB, and worker
+        # processes never migrate.
+        from integrations.migrate import migrate
+
         migrate(self.engine)
 
     def close(self) -> None:

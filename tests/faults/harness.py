@@ -104,6 +104,7 @@ class Responder:
         self._lock = threading.Lock()
         self._answers: list[Answer] = []
         self.in_flight = 0
+        self._in_flight_keys: Counter[str] = Counter()
         #: Answer with ``Connection: close`` so no pooled connection outlives a sink stop.
         self.close_connections = close_connections
 
@@ -114,8 +115,11 @@ class Responder:
 
     def __call__(self, request: RecordedRequest) -> Reply:
         received = time.time()
+        key = request.header("idempotency-key")
         with self._lock:
             self.in_flight += 1
+            if key is not None:
+                self._in_flight_keys[key] += 1
             policy = self._policy
         status = 599
         try:
@@ -135,6 +139,8 @@ class Responder:
             )
             with self._lock:
                 self.in_flight -= 1
+                if key is not None:
+                    self._in_flight_keys[key] -= 1
                 self._answers.append(answer)
 
     @property
@@ -150,6 +156,12 @@ class Responder:
     def delivered(self) -> set[str]:
         """Delivery ids that got at least one 2xx."""
         return set(self.ok_counts())
+
+    def reached(self) -> set[str]:
+        """Delivery ids whose request reached the sink: answered 2xx, or being answered now."""
+        with self._lock:
+            pending = {k for k, n in self._in_flight_keys.items() if n > 0}
+        return self.delivered() | pending
 
     def duplicates(self) -> int:
         """2xx answers beyond the first for the same delivery id."""

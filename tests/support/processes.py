@@ -37,6 +37,9 @@ def herald_env(settings: Settings, **extra: str) -> dict[str, str]:
             "HERALD_CONNECT_TIMEOUT": str(settings.connect_timeout),
             "HERALD_READ_TIMEOUT": str(settings.read_timeout),
             "HERALD_INGEST_CLAIM_IDLE": str(settings.ingest_claim_idle),
+            "HERALD_INGEST_BATCH": str(settings.ingest_batch),
+            "HERALD_SEND_CONCURRENCY": str(settings.send_concurrency),
+            "HERALD_ENDPOINT_CONCURRENCY": str(settings.endpoint_concurrency),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -143,6 +143,10 @@ Plan = Reply | Callable[[RecordedRequest], Reply]
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A listen backlog like a real server's (nginx: 511). socketserver's default of 5 drops
+    # the SYNs of a burst of new connections (a batch's first attempts open many at once),
+    # which the client then sees as connect timeouts that no production endpoint would cause.
+    request_queue_size = 512
     # Do not wait for handler threads (a delayed reply, an idle keep-alive) on close.
     block_on_close = False
     sink: RecordingSink

@@ -213,3 +213,25 @@ def test_the_event_cache_is_bounded_and_evicts_the_least_recently_used(
     # recently used, and never clears itself.
     assert sorted(c.event.id for c in events.candidates([key])[key]) == sorted(made)
     assert len(events) == 2
+
+
+def test_an_endpoint_not_seen_healthy_is_probed_before_the_rest_of_the_batch_goes(
+    rig: Rig, sink: RecordingSink
+) -> None:
+    """A batch of 10 to an endpoint that is down: only as many requests as the breaker has
+    failures left go out; they open it, and the other deliveries wait without an attempt."""
+    rig.runner.health.policy = BreakerPolicy(threshold=3, cooldown=30)
+    event = rig.event(sink)
+    sink.respond_with(lambda req: Reply(503))
+    report = rig.runner.run([message(f"m{i}", {"id": str(i), "subject": "x"}) for i in range(10)])
+    assert sink.count == 3
+    assert (report.retrying, report.deferred) == (3, 7)
+    rows = [rig.store.get_delivery(delivery_id_for(TENANT, f"m{i}", event.id)) for i in range(10)]
+    assert sorted(r.attempts for r in rows if r) == [0] * 7 + [1] * 3
+    # Once the endpoint answers, a batch goes out whole.
+    rig.client.delete(rig.settings.keys.breaker(breaker_key(TENANT, sink.url)))
+    sink.respond_with(lambda req: Reply(200))
+    sink.clear()
+    rig.runner.run([message("ok", {"id": "ok", "subject": "x"})])
+    rig.runner.run([message(f"n{i}", {"id": f"n{i}", "subject": "x"}) for i in range(10)])
+    assert sink.count == 11
