@@ -83,6 +83,9 @@ class Settings:
     breaker_max_cooldown: float = 600.0
     #: An event whose every attempt failed for this long is disabled (5 days).
     disable_after: float = 5 * 86400.0
+    #: Celery's broker when it is not Herald's Redis: RabbitMQ (``amqp://user:pw@host/vhost``).
+    #: The stream, schedules and locks stay in Redis either way.
+    broker_url: str | None = None
     #: Stream entries one ``herald.ingest_batch`` task carries (``XREADGROUP COUNT``).
     ingest_batch: int = 100
     #: Requests in flight at once per worker process, and per endpoint within it.
@@ -118,6 +121,8 @@ class Settings:
             kw["secret_key"] = v
         if v := e.get("HERALD_ALLOWED_NETWORKS"):
             kw["allowed_networks"] = _networks(v)
+        if v := e.get("HERALD_BROKER_URL"):
+            kw["broker_url"] = v
         if v := e.get("HERALD_REDIS_PREFIX"):
             kw["redis_prefix"] = v
         if v := e.get("HERALD_RETRY_SCHEDULE"):

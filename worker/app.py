@@ -59,24 +59,43 @@ def broker_url(redis_url: str) -> str:
     return redis_url
 
 
+def celery_broker(settings: Settings) -> str:
+    """Celery's broker: ``HERALD_BROKER_URL`` (RabbitMQ, ``amqp://``), else Herald's Redis."""
+    return settings.broker_url or broker_url(settings.redis_url)
+
+
+def is_amqp(url: str) -> bool:
+    """Whether a broker URL names an AMQP broker (RabbitMQ)."""
+    return url.split("://", 1)[0] in {"amqp", "amqps", "pyamqp"}
+
+
+def _redis_transport_options(settings: Settings, concurrency: int) -> dict[str, Any]:
+    # Only the Redis transport needs these: RabbitMQ returns an unacknowledged message by
+    # itself when its consumer's connection dies, with no visibility timeout or sweep.
+    return {
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+        "max_connections": max(50, concurrency * 4),
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 25,
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for ``settings``; see the module docstring."""
     concurrency = int(os.environ.get("HERALD_WORKER_CONCURRENCY", "0") or 0) or (
         os.cpu_count() or 2
     )
+    broker = celery_broker(settings)
     return {
-        "broker_url": broker_url(settings.redis_url),
+        "broker_url": broker,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
-        "broker_transport_options": {
-            "visibility_timeout": settings.visibility_timeout,
-            "unacked_restore_interval": 10,
-            "unacked_restore_throttle": 1,
-            "max_connections": max(50, concurrency * 4),
-            "socket_timeout": 30,
-            "socket_connect_timeout": 5,
-            "health_check_interval": 25,
-        },
+        "broker_transport_options": (
+            {} if is_amqp(broker) else _redis_transport_options(settings, concurrency)
+        ),
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

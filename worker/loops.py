@@ -16,6 +16,7 @@ import redis
 from celery import Celery, bootsteps
 
 from integrations.config import get_settings
+from worker.app import is_amqp
 from worker.ingest import StreamIngest
 from worker.schedule import RetrySchedule
 
@@ -60,6 +61,29 @@ def run_scheduler(
         stop.wait(tick)
 
 
+def queued_tasks(app: Celery, client: redis.Redis, queue: str) -> Callable[[], int]:
+    """How many tasks wait in ``queue`` that no worker has taken yet.
+
+    On Redis, kombu keeps a queue as a list named like it (reserved tasks have left it). On
+    RabbitMQ, a passive declare answers with the queue's ready-message count.
+    """
+    if not is_amqp(str(app.conf.broker_url)):
+        return lambda: int(client.llen(queue))
+    connection = app.connection_for_write()
+
+    def count() -> int:
+        try:
+            channel: Any = connection.default_channel
+            _, ready, _ = channel.queue_declare(queue=queue, passive=True)
+            return int(ready)
+        except Exception:
+            # Broker away or the queue not declared yet: read on; the stream keeps the work.
+            connection.close()
+            return 0
+
+    return count
+
+
 class HeraldLoops(bootsteps.StartStopStep):
     """Starts the ingest and scheduler threads with the worker; stops them on shutdown."""
 
@@ -79,10 +103,7 @@ class HeraldLoops(bootsteps.StartStopStep):
         settings = get_settings()
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
 
-        def backlog() -> int:
-            # Tasks queued that no worker has taken yet (kombu keeps a queue as a list named
-            # like it; reserved tasks have left it).
-            return int(client.llen(settings.queue))
+        backlog = queued_tasks(parent.app, client, settings.queue)
 
         stream = StreamIngest(
             client,

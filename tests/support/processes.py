@@ -38,6 +38,7 @@ def herald_env(settings: Settings, **extra: str) -> dict[str, str]:
             "HERALD_READ_TIMEOUT": str(settings.read_timeout),
             "HERALD_INGEST_CLAIM_IDLE": str(settings.ingest_claim_idle),
             "HERALD_INGEST_BATCH": str(settings.ingest_batch),
+            **({"HERALD_BROKER_URL": settings.broker_url} if settings.broker_url else {}),
             "HERALD_SEND_CONCURRENCY": str(settings.send_concurrency),
             "HERALD_ENDPOINT_CONCURRENCY": str(settings.endpoint_concurrency),
             "PYTHONUNBUFFERED": "1",
