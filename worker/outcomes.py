@@ -82,23 +82,33 @@ def succeeded(ctx: AttemptContext, response: DeliveryResponse, captured: dict[st
     return Outcome(record, None, "sent", str(response.http_status))
 
 
-def failed(ctx: AttemptContext, exc: HeraldError, *, reason: str | None = None) -> Outcome:
-    """The delivery ends FAILED (a permanent error, exhausted retries, a disabled event)."""
-    message = reason or exc.reason
-    record = AttemptRecord(
+def _failure(
+    ctx: AttemptContext,
+    exc: HeraldError,
+    status: DeliveryStatus,
+    message: str,
+    next_attempt_at: datetime | None = None,
+) -> AttemptRecord:
+    return AttemptRecord(
         delivery_id=ctx.delivery_id,
         started_at=ctx.started_at,
         duration_ms=ctx.duration_ms,
         outcome="permanent" if isinstance(exc, PermanentError) else "retryable",
-        status=DeliveryStatus.FAILED,
+        status=status,
         status_message=message,
         http_status=exc.http_status,
         error_class=exc.error_class,
         res_payload=exc.response_excerpt,
+        next_attempt_at=next_attempt_at,
         previous_attempts=ctx.attempts,
         **_request_fields(ctx.prepared),  # type: ignore[arg-type]
     )
-    return Outcome(record, None, "failed", message)
+
+
+def failed(ctx: AttemptContext, exc: HeraldError, *, reason: str | None = None) -> Outcome:
+    """The delivery ends FAILED (a permanent error, exhausted retries, a disabled event)."""
+    message = reason or exc.reason
+    return Outcome(_failure(ctx, exc, DeliveryStatus.FAILED, message), None, "failed", message)
 
 
 def retried_or_failed(
@@ -122,20 +132,9 @@ def retried_or_failed(
     if delay is None:
         return failed(ctx, exc, reason=f"gave up after {made} attempts: {exc.reason}")
     due = now + delay
-    record = AttemptRecord(
-        delivery_id=ctx.delivery_id,
-        started_at=ctx.started_at,
-        duration_ms=ctx.duration_ms,
-        outcome="retryable",
-        status=DeliveryStatus.RETRYING,
-        status_message=f"attempt {made} failed, retrying in {delay:.1f}s: {exc.reason}",
-        http_status=exc.http_status,
-        error_class=exc.error_class,
-        res_payload=exc.response_excerpt,
-        next_attempt_at=datetime.fromtimestamp(due, UTC),
-        previous_attempts=ctx.attempts,
-        **_request_fields(ctx.prepared),  # type: ignore[arg-type]
-    )
+    message = f"attempt {made} failed, retrying in {delay:.1f}s: {exc.reason}"
+    when = datetime.fromtimestamp(due, UTC)
+    record = _failure(ctx, exc, DeliveryStatus.RETRYING, message, when)
     return Outcome(record, due, "retrying", f"{delay:.1f}s")
 
 

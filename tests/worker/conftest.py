@@ -114,3 +114,17 @@ def change(
         "occurredAt": datetime.now(UTC).isoformat(),
         "data": data,
     }
+
+
+def sink_event_body(sink_url: str, **overrides: Any) -> dict[str, Any]:
+    """An INCIDENT/CREATE event posting ``{"subject": ...}`` to ``sink_url``/tickets."""
+    body: dict[str, Any] = {
+        "name": "to sink",
+        "entity": "INCIDENT",
+        "eventType": "CREATE",
+        "notifier": {"type": "REST_API", "baseURI": sink_url, "authType": "NONE"},
+        "endPointURI": "/tickets",
+        "payload": base64.b64encode(b'{"subject":"$incident.subject"}').decode(),
+    }
+    body.update(overrides)
+    return body

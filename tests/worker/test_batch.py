@@ -23,6 +23,7 @@ from integrations.models import IntegrationEventIn
 from integrations.store import DeliveryStatus, Store, StoredEvent, delivery_id_for
 from notifiers.sender import Sender
 from tests.support.sinks import RecordingSink, Reply
+from tests.worker.conftest import sink_event_body
 from worker.batch import BatchRunner
 from worker.events import EventCache
 from worker.fanout import plan_batch
@@ -65,15 +66,7 @@ class Rig:
         self.installed = self.store.install(TENANT, "CUSTOM", "Ticketing").id
 
     def event(self, sink: RecordingSink, **overrides: Any) -> StoredEvent:
-        body: dict[str, Any] = {
-            "name": "to sink",
-            "entity": "INCIDENT",
-            "eventType": "CREATE",
-            "notifier": {"type": "REST_API", "baseURI": sink.url, "authType": "NONE"},
-            "endPointURI": "/tickets",
-            "payload": base64.b64encode(b'{"subject":"$incident.subject"}').decode(),
-        }
-        body.update(overrides)
+        body = sink_event_body(sink.url, **overrides)
         return self.store.create_event(
             TENANT, self.installed, IntegrationEventIn.model_validate(body)
         )
