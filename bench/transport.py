@@ -6,6 +6,9 @@ request after 50 ms; then N requests at concurrency C go through each candidate:
 * ``httpx-pool``: ``httpx.AsyncClient`` on httpx's own (httpcore) pool;
 * ``httpx-aiohttp``: ``httpx.AsyncClient`` on ``httpx_aiohttp.AiohttpTransport``;
 * ``herald-async``: :meth:`notifiers.sender.Sender.send_async` as shipped (guard included);
+* ``herald-basic``: the same, through a notifier with ``authType: BASIC``;
+* ``aiohttp``: a bare ``aiohttp.ClientSession`` (no httpx, no guard): the floor of any
+  transport on aiohttp's pool;
 * ``threads``: C threads sharing one ``httpx.Client`` (the sync path's best case);
 * ``raw-asyncio``: a bare asyncio HTTP/1.1 client, the ceiling.
 
@@ -108,17 +111,40 @@ async def run_aiohttp_transport(url: str, n: int, c: int) -> None:
     await run_httpx(url, n, c, AiohttpTransport(limits=_limits(c)))
 
 
-async def run_herald(url: str, n: int, c: int) -> None:
-    """N deliveries through ``Sender.send_async`` (SSRF guard, headers, outcome and all)."""
+async def run_aiohttp(url: str, n: int, c: int) -> None:
+    """N POSTs through a bare ``aiohttp.ClientSession``, as Herald's transport configures it."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=c, limit_per_host=c)
+    timeout = aiohttp.ClientTimeout(sock_connect=5, sock_read=5)
+    jar = aiohttp.DummyCookieJar()
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as session:
+
+        async def one() -> None:
+            async with session.post(
+                url + "/hook", data=b'{"a": 1}', timeout=timeout, allow_redirects=False
+            ) as response:
+                await response.read()
+                assert response.status == 200
+
+        await _fan(n, c, one)
+
+
+async def run_herald(url: str, n: int, c: int, auth: str = "NONE") -> None:
+    """N deliveries through ``Sender.send_async`` (SSRF guard, headers, outcome and all),
+    through a notifier of authType ``auth`` (NONE or BASIC)."""
     from integrations.config import Settings
-    from integrations.enums import HttpMethod
+    from integrations.enums import AuthType, HttpMethod
     from integrations.models import Notifier
     from notifiers.sender import OutboundRequest, Sender
 
     loopback = (ipaddress.ip_network("127.0.0.0/8"),)
     settings = dataclasses.replace(Settings.from_env(), allowed_networks=loopback)
     sender = Sender(settings)
-    notifier = Notifier()
+    if auth == "BASIC":
+        notifier = Notifier(authType=AuthType.BASIC, userName="herald", password="s3cret-pw")
+    else:
+        notifier = Notifier()
 
     async def one() -> None:
         request = OutboundRequest("dlv-1", notifier, HttpMethod.POST, url + "/hook", [], "{}")
@@ -190,9 +216,15 @@ def main() -> None:
         "raw-asyncio": lambda: asyncio.run(run_raw(url, n, c)),
         "httpx-pool": lambda: asyncio.run(run_httpx(url, n, c, None)),
         "httpx-aiohttp": lambda: asyncio.run(run_aiohttp_transport(url, n, c)),
+        "aiohttp": lambda: asyncio.run(run_aiohttp(url, n, c)),
         "herald-async": lambda: asyncio.run(run_herald(url, n, c)),
+        "herald-basic": lambda: asyncio.run(run_herald(url, n, c, "BASIC")),
         "threads": lambda: run_threads(url, n, c),
     }
+    # Herald's modules (pydantic models and all) are imported before the clock starts: a
+    # worker imports them once, not per request.
+    import notifiers.sender  # noqa: F401
+
     print(f"N={n} concurrency={c} sink delay={DELAY * 1000:.0f} ms, load {os.getloadavg()}")
     try:
         for name, call in candidates.items():

@@ -19,15 +19,20 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Sequence
+from functools import lru_cache
+from typing import Any, NoReturn
 
 import aiohttp
 import httpcore
 import httpx
+from aiohttp import hdrs
 from aiohttp.abc import ResolveResult
+from multidict import CIMultiDict, istr
+from yarl import URL
 
+from notifiers.build import header_list
+from notifiers.response import MAX_RESPONSE_BYTES
 from notifiers.safety import (
     Network,
     Resolver,
@@ -42,6 +47,8 @@ from notifiers.safety import (
 ASYNC_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=512)
 PER_HOST_LIMIT = 100
 _CHUNK = 64 * 1024
+#: Every response's extensions (httpx copies them into the response: sharing is safe).
+_HTTP11 = {"http_version": b"HTTP/1.1"}
 
 
 class GuardedConnector(aiohttp.TCPConnector):
@@ -92,6 +99,13 @@ class GuardedConnector(aiohttp.TCPConnector):
         ]
 
 
+@lru_cache(maxsize=4096)
+def _yarl(url: str) -> URL:
+    # aiohttp parses the URL string of every request; a process has few distinct ones.
+    # Immutable, so shared; bounded, evicting the least recently used.
+    return URL(url)
+
+
 def _httpx_error(exc: BaseException) -> Exception | None:
     """The httpx exception an aiohttp (or guard) failure stands for, as the sync path raises
     it, so :func:`notifiers.outcome.error_for_exception` classifies both alike."""
@@ -113,15 +127,14 @@ def _httpx_error(exc: BaseException) -> Exception | None:
     return None
 
 
-@contextmanager
-def _mapped() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        mapped = _httpx_error(exc)
-        if mapped is None:
-            raise  # UnsafeURL and anything Herald raised on purpose pass as they are
-        raise mapped from exc
+def _raise_mapped(exc: Exception) -> NoReturn:
+    """Raise the httpx error ``exc`` stands for, or ``exc`` itself (UnsafeURL and anything
+    Herald raised on purpose pass as they are). A function, not a context manager: this is on
+    every request's path, and a plain ``try`` costs nothing until something fails."""
+    mapped = _httpx_error(exc)
+    if mapped is None:
+        raise exc
+    raise mapped from exc
 
 
 class _Body(httpx.AsyncByteStream):
@@ -129,19 +142,39 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _mapped():
-            async for chunk in self._response.content.iter_chunked(_CHUNK):
+        read = self._response.content.read
+        try:
+            while chunk := await read(_CHUNK):
                 yield chunk
+        except Exception as exc:
+            _raise_mapped(exc)
 
     async def aclose(self) -> None:
         # Back to the pool when read to the end; closed otherwise (aiohttp decides).
         self._response.release()
 
 
+#: Headers aiohttp would add by itself. Herald sets these (User-Agent, Accept and
+#: Accept-Encoding: httpx's defaults, or the event's) or, like Content-Type on an empty body,
+#: on purpose not.
+_SKIP_AUTO = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+_SKIP_NAMES = frozenset(istr(name) for name in _SKIP_AUTO)
+_SKIPPED: CIMultiDict[None] = CIMultiDict((name, None) for name in sorted(_SKIP_NAMES))
+
+
 class _Request(aiohttp.ClientRequest):
     # aiohttp sends "Content-Length: 0" on a body-less DELETE; Herald sends no body at all
     # there, as the sync path does (GET_METHODS only decides that default).
     GET_METHODS = aiohttp.ClientRequest.GET_METHODS | {"DELETE"}
+
+    def update_auto_headers(self, skip_auto_headers: Iterable[str] | None) -> None:
+        """Add aiohttp's default headers, unless (Herald's session) every one is skipped."""
+        if skip_auto_headers is None or not _SKIP_NAMES.issubset(skip_auto_headers):
+            super().update_auto_headers(skip_auto_headers)
+            return
+        # Nothing to add, then: aiohttp would copy every header and sort the names to find
+        # that out, per request (a few percent of a delivery). Read-only, so shared.
+        self._skip_auto_headers = _SKIPPED
 
 
 class GuardedAiohttpTransport(httpx.AsyncBaseTransport):
@@ -164,6 +197,7 @@ class GuardedAiohttpTransport(httpx.AsyncBaseTransport):
         self._per_host = per_host
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = GuardedConnector(
@@ -180,36 +214,59 @@ class GuardedAiohttpTransport(httpx.AsyncBaseTransport):
             request_class=_Request,
             trust_env=False,
             auto_decompress=False,  # httpx decodes Content-Encoding itself
-            # Herald sets these itself (or, like Content-Type on an empty body, on purpose not).
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            skip_auto_headers=_SKIP_AUTO,
         )
+
+    def _timeout(self, timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        # One per distinct setting (a process has one or two), not one per request.
+        key = (timeout.get("pool"), timeout.get("connect"), timeout.get("read"))
+        made = self._timeouts.get(key)
+        if made is None:
+            made = self._timeouts[key] = aiohttp.ClientTimeout(
+                connect=key[0], sock_connect=key[1], sock_read=key[2]
+            )
+        return made
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through aiohttp; the answer streams (see :class:`_Body`)."""
-        if self._session is None:
-            self._session = self._new_session()
-        timeout = request.extensions.get("timeout", {})
-        with _mapped():
-            response = await self._session.request(
+        session = self._session
+        if session is None:
+            session = self._session = self._new_session()
+        try:
+            response = await session.request(
                 request.method,
-                str(request.url),
+                _yarl(str(request.url)),
                 # Pairs, not a mapping: a header the event repeats goes out repeated.
-                headers=request.headers.multi_items(),
+                headers=header_list(request.headers),
                 data=request.content or None,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=self._timeout(request.extensions.get("timeout", {})),
             )
-        return httpx.Response(
+        except Exception as exc:
+            _raise_mapped(exc)
+        content = response.content
+        if not content.is_eof() or hdrs.CONTENT_ENCODING in response.headers:
+            return httpx.Response(
+                status_code=response.status,
+                headers=response.raw_headers,
+                stream=_Body(response),
+                request=request,
+                extensions=_HTTP11,
+            )
+        # The whole body came with the head (the common case: a short answer), so there is
+        # nothing to wait for: hand it over read, and spare each delivery the streaming
+        # machinery. Encoded bodies stream, so the reader's cap applies to what they decode to.
+        body = content.read_nowait()[:MAX_RESPONSE_BYTES]
+        response.release()
+        answer = httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_Body(response),
+            stream=httpx.ByteStream(body),
             request=request,
-            extensions={"http_version": b"HTTP/1.1"},
+            extensions=_HTTP11,
         )
+        answer.read()
+        return answer
 
     async def aclose(self) -> None:
         """Close the session and its pooled connections."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import httpx
 from integrations.enums import NotifierType
 from integrations.errors import HeraldError
 from integrations.models import Header, is_credential_header
+from notifiers.build import header_items
 from notifiers.capture import capture
 from notifiers.outcome import excerpt
 from notifiers.protocols import for_type
@@ -104,11 +106,15 @@ def redact_headers(headers: Iterable[tuple[str, str]], secrets: Iterable[str]) -
     known = [s for s in secrets if s and len(s) >= 4]
     shown: dict[str, str] = {}
     for name, value in headers:
-        lowered = name.lower()
-        if is_credential_header(name) or any(s in value for s in known):
+        if _is_credential(name) or (known and any(s in value for s in known)):
             value = REDACTED
-        shown[lowered] = value
+        shown[name.lower()] = value
     return shown
+
+
+#: :func:`is_credential_header` per name: a process sends a few dozen distinct header names,
+#: and each delivery's echo asks about every one of them.
+_is_credential = lru_cache(maxsize=1024)(is_credential_header)
 
 
 def error_for_exchange(
@@ -143,10 +149,10 @@ def delivery_response(exchange: Exchange, secrets: Iterable[str]) -> DeliveryRes
     """The :class:`DeliveryResponse` of a successful exchange (pure)."""
     return DeliveryResponse(
         http_status=exchange.status,
-        headers={k.lower(): v for k, v in exchange.headers.items()},
+        headers=header_items(exchange.headers),
         body_excerpt=excerpt(exchange.body),
         json_body=_json_or_none(exchange.body),
         raw_body=exchange.body,
         duration_ms=exchange.duration_ms,
-        request_headers=redact_headers(exchange.request_headers.items(), secrets),
+        request_headers=redact_headers(header_items(exchange.request_headers).items(), secrets),
     )

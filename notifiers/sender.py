@@ -30,9 +30,11 @@ import httpx
 import redis
 
 from integrations.config import Settings
+from integrations.enums import AuthType
 from integrations.errors import HeraldError, PermanentError
 from notifiers.aio import GuardedAiohttpTransport
-from notifiers.auth import Authenticator, NotifierAuth, auth_header_names
+from notifiers.auth import AppliedAuth, Authenticator, NotifierAuth, auth_header_names
+from notifiers.build import CookielessAsyncClient, CookielessClient, RequestBuilder
 from notifiers.outcome import error_for_exception
 from notifiers.request import (
     USER_AGENT,
@@ -68,6 +70,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Auth types applied as plain headers, with no flow: nothing to renew on a 401.
+_FLOWLESS = frozenset({AuthType.NONE, AuthType.BASIC})
+#: httpx's do-nothing flow: passing ``auth=None`` would instead send a URL's userinfo as
+#: Basic credentials, which the flow path never did.
+_NO_FLOW = httpx.Auth()
 
 
 def _no_cookies() -> CookieJar:
@@ -107,12 +115,14 @@ class Sender:
         ``clock`` times each exchange, ``now`` (epoch seconds) dates tokens."""
         self._settings = settings
         self._clock = clock
-        self._client = httpx.Client(
+        self._client = CookielessClient(
             transport=transport or GuardedTransport(settings.allowed_networks),
             **self._client_options(),
         )
+        self._builder = RequestBuilder(self._client)
         self._async_transport = async_transport
         self._aclient: httpx.AsyncClient | None = None
+        self._abuilder: RequestBuilder | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._auth = Authenticator(settings, self._client, redis, now=now)
 
@@ -155,7 +165,8 @@ class Sender:
             transport = self._async_transport or GuardedAiohttpTransport(
                 self._settings.allowed_networks
             )
-            self._aclient = httpx.AsyncClient(transport=transport, **self._client_options())
+            self._aclient = CookielessAsyncClient(transport=transport, **self._client_options())
+            self._abuilder = RequestBuilder(self._aclient)
             self._aloop = loop
         elif self._aloop is not loop:
             raise RuntimeError("Sender.send_async called from a second event loop")
@@ -164,18 +175,26 @@ class Sender:
     # ------------------------------------------------------------------------ sending
 
     def _build(
-        self, client: httpx.Client | httpx.AsyncClient, request: OutboundRequest
-    ) -> tuple[httpx.Request, NotifierAuth]:
-        """The httpx request (auth excepted) and the auth flow that completes it."""
+        self, builder: RequestBuilder, request: OutboundRequest
+    ) -> tuple[httpx.Request, NotifierAuth | None, AppliedAuth]:
+        """The httpx request, and its auth: NONE and BASIC are set here (no flow, and
+        ``None`` for it); OAUTH2 and JWT are left to the :class:`NotifierAuth` flow returned,
+        which holds what it applied after the send."""
         payload = payload_of(request)
-        pairs = header_pairs(request, payload, auth_header_names(request.notifier))
+        notifier = request.notifier
+        pairs = header_pairs(request, payload, auth_header_names(notifier))
         try:
-            outgoing = client.build_request(
-                request.method.value, request.url, headers=encode_headers(pairs), content=payload
+            outgoing = builder.build(
+                request.method.value, request.url, encode_headers(pairs), payload
             )
         except (UnicodeError, ValueError, TypeError) as exc:
             raise invalid_request(exc) from None
-        return outgoing, NotifierAuth(self._auth, request.notifier)
+        if notifier.authType not in _FLOWLESS:
+            return outgoing, NotifierAuth(self._auth, notifier), AppliedAuth()
+        applied = self._auth.apply(notifier)  # pure for these types; may refuse the config
+        for name, value in applied.headers:
+            outgoing.headers[name] = value
+        return outgoing, None, applied
 
     def _deadline(self, started: float) -> float:
         return started + self._settings.connect_timeout + 2 * self._settings.read_timeout
@@ -186,24 +205,28 @@ class Sender:
         response: httpx.Response,
         body: bytes,
         started: float,
-        auth: NotifierAuth,
+        flow: NotifierAuth | None,
+        applied: AppliedAuth,
     ) -> DeliveryResponse:
         """Classify the exchange: the response, or raise its error (pure but for the log)."""
         duration_ms = (self._clock() - started) * 1000
-        log.debug(
-            "%s %s -> %s in %.0f ms",
-            request.method.value,
-            redact_url(request.url),
-            response.status_code,
-            duration_ms,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s -> %s in %.0f ms",
+                request.method.value,
+                redact_url(request.url),
+                response.status_code,
+                duration_ms,
+            )
+        if flow is not None:
+            applied = flow.applied
         exchange = Exchange(
             response.status_code,
             response.headers,
             body,
             response.request.headers,
             duration_ms,
-            renewed=auth.renewed,
+            renewed=flow is not None and flow.renewed,
         )
         error = error_for_exchange(
             request.notifier.type,
@@ -215,7 +238,7 @@ class Sender:
             raise error
         notifier = request.notifier
         secrets = [
-            *auth.applied.secrets,
+            *applied.secrets,
             *(s for s in (notifier.password, notifier.apiSecret, notifier.signingSecret) if s),
         ]
         return delivery_response(exchange, secrets)
@@ -224,9 +247,11 @@ class Sender:
         """Deliver ``request``; return the 2xx response or raise a RetryableError /
         PermanentError subclass (integrations.errors) saying why not."""
         try:
-            outgoing, auth = self._build(self._client, request)
+            outgoing, flow, applied = self._build(self._builder, request)
             started = self._clock()
-            response = self._client.send(outgoing, auth=auth, stream=True)
+            response = self._client.send(
+                outgoing, auth=flow or _NO_FLOW, follow_redirects=False, stream=True
+            )
             try:
                 limit = BodyLimit(response, self._deadline(started), self._clock)
                 for chunk in response.iter_bytes():
@@ -236,26 +261,34 @@ class Sender:
                 response.close()
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _error(exc, request.url) from None
-        return self._finish(request, response, limit.body, started, auth)
+        return self._finish(request, response, limit.body, started, flow, applied)
 
     async def send_async(self, request: OutboundRequest) -> DeliveryResponse:
         """:meth:`send`, overlapped: the same outcomes, errors and redaction, with many
         requests in flight from one event loop."""
         client = self._async_client()
+        assert self._abuilder is not None
         try:
-            outgoing, auth = self._build(client, request)
+            outgoing, flow, applied = self._build(self._abuilder, request)
             started = self._clock()
-            response = await client.send(outgoing, auth=auth, stream=True)
-            try:
-                limit = BodyLimit(response, self._deadline(started), self._clock)
-                async for chunk in response.aiter_bytes():
-                    if not limit.add(chunk):
-                        break
-            finally:
-                await response.aclose()
+            response = await client.send(
+                outgoing, auth=flow or _NO_FLOW, follow_redirects=False, stream=True
+            )
+            if response.is_closed:
+                # The transport had the whole body already (see GuardedAiohttpTransport).
+                body = response.content[:MAX_RESPONSE_BYTES]
+            else:
+                try:
+                    limit = BodyLimit(response, self._deadline(started), self._clock)
+                    async for chunk in response.aiter_bytes():
+                        if not limit.add(chunk):
+                            break
+                finally:
+                    await response.aclose()
+                body = limit.body
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _error(exc, request.url) from None
-        return self._finish(request, response, limit.body, started, auth)
+        return self._finish(request, response, body, started, flow, applied)
 
 
 def _error(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> HeraldError:

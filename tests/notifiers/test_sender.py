@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import gzip
 import socket
 import time
 
@@ -317,3 +318,22 @@ def test_send_async_belongs_to_one_loop(sender: Sender, sink: RecordingSink) -> 
         first.run_until_complete(sender.aclose())
     finally:
         first.close()
+
+
+def test_encoded_answer_is_decoded(send: Send, sink: RecordingSink) -> None:
+    # An encoded body streams through the decoder (the async transport's read-ahead only
+    # takes plain bodies), so the size cap bounds what it decodes to.
+    body = gzip.compress(b'{"id": 7}')
+    sink.reply(
+        Reply(200, [("Content-Encoding", "gzip"), ("Content-Type", "application/json")], body)
+    )
+    response = send(outbound(sink.url))
+    assert response.json_body == {"id": 7}
+    assert response.headers["content-encoding"] == "gzip"
+
+
+def test_decoded_answer_is_bounded(send: Send, sink: RecordingSink) -> None:
+    body = gzip.compress(b"x" * (MAX_RESPONSE_BYTES * 3))
+    sink.reply(Reply(200, [("Content-Encoding", "gzip")], body))
+    response = send(outbound(sink.url))
+    assert len(response.raw_body) == MAX_RESPONSE_BYTES
