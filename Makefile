@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck fmt bench bench-quick soak clean install migration
+.PHONY: run test lint typecheck fmt bench bench-quick bench-scaling soak clean install migration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench: $(BENCH_STAMP)
 # The same table, reduced: under 60 s on 2 cores.
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m bench --quick
+
+# docs/scaling.md's figures: 1, 2, 4 nodes on one private Redis, RabbitMQ as the broker,
+# redis-benchmark; about 3 min (BENCH_ARGS=--quick: about 1).
+bench-scaling: $(BENCH_STAMP)
+	$(BIN)/python -m bench.scaling $(BENCH_ARGS)
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.support.with_redis $(BIN)/python -m bench.soak

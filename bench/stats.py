@@ -77,6 +77,33 @@ def command_calls(commandstats: Mapping[str, Any]) -> int:
     return total
 
 
+def command_deltas(
+    before: Mapping[str, Any], after: Mapping[str, Any], exclude: Sequence[str] = ()
+) -> dict[str, int]:
+    """Calls per command between two redis-py ``INFO commandstats`` answers.
+
+    Keys lose their ``cmdstat_`` prefix (``{"xadd": 100}``); ``exclude`` names full keys
+    (``cmdstat_info``: the bench's own). A command first seen in ``after`` counts from zero;
+    commands with no new calls are left out.
+    """
+    out: dict[str, int] = {}
+    for name, entry in after.items():
+        if not name.startswith("cmdstat_") or name in exclude or not isinstance(entry, Mapping):
+            continue
+        old = before.get(name)
+        calls = int(entry.get("calls", 0)) - (
+            int(old.get("calls", 0)) if isinstance(old, Mapping) else 0
+        )
+        if calls:
+            out[name.removeprefix("cmdstat_")] = calls
+    return out
+
+
+def redis_cpu_seconds(info_cpu: Mapping[str, Any]) -> float:
+    """User plus system CPU seconds of a Redis process, from a redis-py ``INFO cpu`` answer."""
+    return float(info_cpu["used_cpu_user"]) + float(info_cpu["used_cpu_sys"])
+
+
 def per_unit(delta: float, units: int) -> float | None:
     """``delta`` divided by ``units`` (``None`` when nothing was done)."""
     return delta / units if units > 0 else None
