@@ -103,7 +103,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "worker.main",
         "worker",
         "-Q",
-        settings.queue,
+        f"{settings.queue},{settings.keys.batch_queue}",
         "--loglevel",
         "INFO",
         *args.celery_args,

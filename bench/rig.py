@@ -152,7 +152,8 @@ class Rig:
         for i in range(0, len(keys), 1000):
             self.redis.delete(*keys[i : i + 1000])
         # Celery's queue is named like the prefix (no colon), and kombu adds bindings.
-        self.redis.delete(self.settings.queue, f"_kombu.binding.{self.settings.queue}")
+        queues = (self.settings.queue, self.settings.keys.batch_queue)
+        self.redis.delete(*queues, *(f"_kombu.binding.{q}" for q in queues))
 
 
 @contextmanager

@@ -152,6 +152,7 @@ def idle(rig: Rig) -> bool:
         client.xlen(rig.settings.stream_key) == 0
         and pending == 0
         and client.llen(rig.settings.queue) == 0
+        and client.llen(rig.settings.keys.batch_queue) == 0
         and client.hlen("unacked") == 0
         and client.zcard(f"{prefix}:retry") == 0
     )

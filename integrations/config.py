@@ -89,6 +89,9 @@ class Settings:
     #: Stream entries one ``herald.ingest_batch`` task carries (``XREADGROUP COUNT``).
     ingest_batch: int = 100
     #: Requests in flight at once per worker process, and per endpoint within it.
+    #: Every first attempt of a batch is answered or cancelled within this many seconds (at
+    #: most a third of ``deliver_time_limit``); the retry path takes over after it.
+    batch_send_deadline: float = 60.0
     send_concurrency: int = 256
     endpoint_concurrency: int = 64
     extra: dict[str, str] = field(default_factory=dict)
@@ -139,6 +142,7 @@ class Settings:
             ("HERALD_VISIBILITY_TIMEOUT", "visibility_timeout"),
             ("HERALD_DELIVER_TIME_LIMIT", "deliver_time_limit"),
             ("HERALD_DISPATCH_LEASE", "dispatch_lease"),
+            ("HERALD_BATCH_SEND_DEADLINE", "batch_send_deadline"),
         ):
             if v := e.get(name):
                 kw[attr] = _floats(name, v)[0]

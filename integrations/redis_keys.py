@@ -30,6 +30,12 @@ class RedisKeys:
         return self.prefix
 
     @property
+    def batch_queue(self) -> str:
+        """The Celery queue of ``herald.ingest_batch`` tasks, apart from the retries' queue:
+        the stream loop holds its next read only while batches wait, never for retries."""
+        return f"{self.prefix}.batches"
+
+    @property
     def retry(self) -> str:
         """Sorted set of deliveries waiting for an attempt (score: due time in ms)."""
         return f"{self.prefix}:retry"

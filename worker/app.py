@@ -110,6 +110,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_max": 3,
         },
         "task_default_queue": settings.queue,
+        "task_routes": {"herald.ingest_batch": {"queue": settings.keys.batch_queue}},
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_send_task_events": True,

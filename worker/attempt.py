@@ -233,7 +233,15 @@ class Deliverer:
         delivery_id = outcome.record.delivery_id
         if outcome.due is not None:
             self.schedule.add(delivery_id, outcome.due)
-        self.store.record_attempts([outcome.record])
+        [recorded] = self.store.record_attempts([outcome.record])
+        if not recorded:
+            # Another attempt recorded first (a batch's first attempt that was still in
+            # flight). Its outcome stands; the schedule keeps whatever it holds, and comes
+            # back to the delivery once more if it is not finished.
+            current = self.store.get_delivery(delivery_id)
+            if current is not None and current.status not in DeliveryStatus.TERMINAL:
+                self.schedule.add(delivery_id, time.time() + self.lease.lock_ttl)
+            return Result("skipped", "another attempt recorded first")
         if outcome.due is None:
             self.schedule.remove(delivery_id)
         if outcome.result == "failed":

@@ -128,6 +128,10 @@ class BatchRunner:
         self.now = now
         self.health = EndpointHealth(client, settings.redis_prefix, _policy(settings))
         self.recent = RecentSuccess()
+        #: Every first attempt of a batch ends (answered, or cancelled) within this many
+        #: seconds of its fan-out: well inside the task's soft time limit, and what the retry
+        #: path waits before it takes over deliveries a crashed batch left (see tasks.py).
+        self.send_deadline = min(settings.batch_send_deadline, settings.deliver_time_limit / 3)
 
     def run(self, raws: Sequence[str]) -> BatchReport:
         """Fan out ``raws`` and make the first attempts of the deliveries they create."""
@@ -140,7 +144,10 @@ class BatchRunner:
         counts = {"sent": 0, "retrying": 0, "failed": 0, "deferred": 0}
         if todo:
             try:
-                counts = self._first_attempts(todo, clock)
+                send_until = time.monotonic() + self.send_deadline
+                for wave in dependency_rounds(todo):
+                    done = self._first_attempts(wave, clock, send_until)
+                    counts = {k: counts[k] + done[k] for k in counts}
             except Exception:
                 # Never lose a delivery over a bug or a time limit: every one of this batch
                 # whose outcome is not stored is picked up by the retry path.
@@ -159,14 +166,16 @@ class BatchRunner:
 
     # -- the attempts ----------------------------------------------------------------------
 
-    def _first_attempts(self, todo: list[Planned], clock: _Phases) -> dict[str, int]:
+    def _first_attempts(
+        self, todo: list[Planned], clock: _Phases, send_until: float
+    ) -> dict[str, int]:
         attempts = [self._prepare(p) for p in todo]
         ready = [a for a in attempts if a.prepared is not None]
         endpoints = sorted({a.breaker_key for a in ready if a.breaker_key})
         event_ids = sorted({a.planned.live.event.id for a in attempts})
         states, failing = self.health.snapshot(endpoints, event_ids)
         clock.lap("prepare")
-        sent, deferred, counted = self._send(ready, states)
+        sent, deferred, counted = self._send(ready, states, send_until)
         outcomes = [self._outcome(a, None) for a in attempts if a.prepared is None]
         outcomes += [self._outcome(a, r) for a, r in sent]
         outcomes = self._note_failures(outcomes, states, counted)
@@ -181,7 +190,7 @@ class BatchRunner:
         return tally
 
     def _send(
-        self, ready: list[_Attempt], states: dict[str, BreakerState]
+        self, ready: list[_Attempt], states: dict[str, BreakerState], send_until: float
     ) -> tuple[list[tuple[_Attempt, SendResult]], list[_Attempt], dict[str, int]]:
         """Send what may go; ``(sent with results, deferred, failures already counted)``.
 
@@ -197,7 +206,7 @@ class BatchRunner:
             healthy=self.recent.__contains__,
             probes=lambda k: threshold - states[k].failures,
         )
-        sent = self._send_now(first)
+        sent = self._send_now(first, send_until)
         counted: dict[str, int] = {}
         later: list[_Attempt] = []
         for key, rest in held.items():
@@ -211,13 +220,16 @@ class BatchRunner:
                     deferred.extend(rest)
                     continue
             later.extend(rest)
-        return sent + self._send_now(later), deferred, counted
+        return sent + self._send_now(later, send_until), deferred, counted
 
-    def _send_now(self, attempts: list[_Attempt]) -> list[tuple[_Attempt, SendResult]]:
+    def _send_now(
+        self, attempts: list[_Attempt], send_until: float
+    ) -> list[tuple[_Attempt, SendResult]]:
         if not attempts:
             return []
         results = self.pool.send_all(
-            [(a.breaker_key or "", a.prepared.request) for a in attempts if a.prepared]
+            [(a.breaker_key or "", a.prepared.request) for a in attempts if a.prepared],
+            deadline=max(0.0, send_until - time.monotonic()),
         )
         for attempt, result in zip(attempts, results, strict=True):
             if isinstance(result, DeliveryResponse) and attempt.breaker_key:
@@ -299,10 +311,14 @@ class BatchRunner:
         ``counted``: failures of probes, already counted before the rest was sent."""
         per_endpoint: dict[str, int] = {}
         failing_events: dict[str, HeraldError] = {}
+        # An event that also succeeded in this batch is not failing all along: its failures
+        # here neither extend nor start a streak (the success ends it).
+        succeeding = {a.planned.live.event.id for a, o in outcomes if o.result == "sent"}
         for attempt, outcome in outcomes:
             if outcome.result == "sent" or attempt.error is None:
                 continue
-            failing_events[attempt.planned.live.event.id] = attempt.error
+            if attempt.planned.live.event.id not in succeeding:
+                failing_events[attempt.planned.live.event.id] = attempt.error
             if isinstance(attempt.error, RetryableError) and _trips(
                 attempt.error, attempt.prepared
             ):
@@ -384,6 +400,26 @@ def _policy(settings: Settings) -> BreakerPolicy:
     return BreakerPolicy(
         settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
     )
+
+
+def dependency_rounds(todo: list[Planned]) -> list[list[Planned]]:
+    """The batch's first attempts in rounds, each stored before the next is prepared.
+
+    A delivery whose templates read captured values (an UPDATE addressing the ticket its
+    CREATE opened) goes after every earlier delivery of the batch for the same entity of the
+    same installed integration, so it renders with what they captured. Most batches are one
+    round.
+    """
+    rounds: list[list[Planned]] = []
+    earlier: dict[tuple[str, str | None], int] = {}
+    for planned in todo:
+        key = (planned.live.event.installed_id, planned.entity_id)
+        n = earlier.get(key, 0) if planned.live.needs_captures and planned.entity_id else 0
+        earlier[key] = earlier.get(key, 0) + 1
+        while len(rounds) <= n:
+            rounds.append([])
+        rounds[n].append(planned)
+    return rounds
 
 
 def _trips_on(result: SendResult, attempt: _Attempt) -> bool:

@@ -100,8 +100,13 @@ def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
             plan.rows.append(row)
             plan.dead_letters.append(row.id)
     candidates = events.candidates((c.tenantId, c.entity, c.eventType) for c in changes)
+    seen: set[tuple[str, str]] = set()
     for change in changes:
-        plan.messages.append((change.tenantId, change.id))
+        key = (change.tenantId, change.id)
+        plan.messages.append(key)
+        if key in seen:
+            continue  # the same message twice in one batch: the store counts the duplicate
+        seen.add(key)
         stored: str | None = None
         ent_id = entity_id(change.data)
         # One view per change: each field is case-folded once, however many events read it.

@@ -103,7 +103,7 @@ class HeraldLoops(bootsteps.StartStopStep):
         settings = get_settings()
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
 
-        backlog = queued_tasks(parent.app, client, settings.queue)
+        backlog = queued_tasks(parent.app, client, settings.keys.batch_queue)
 
         stream = StreamIngest(
             client,

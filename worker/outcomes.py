@@ -171,4 +171,6 @@ def trips_breaker(exc: RetryableError, prepared: Prepared | None) -> bool:
         prepared is not None
         and exc.http_status != 429
         and not isinstance(exc, TokenEndpointUnavailable)
+        # Cut off by the batch's own deadline: Herald's queueing, not the endpoint's failure.
+        and exc.error_class != "batch_deadline"
     )

@@ -16,10 +16,12 @@ The batch task's thread only waits for the whole batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
+from integrations.errors import RetryableError
 from notifiers.sender import DeliveryResponse, OutboundRequest
 
 #: What sending one request gave: the 2xx response, or the exception it raised.
@@ -65,24 +67,45 @@ class SendPool:
             except Exception as exc:  # each request's failure is its own outcome
                 return exc
 
-    async def _gather(self, requests: Sequence[tuple[str, OutboundRequest]]) -> list[SendResult]:
+    async def _gather(
+        self, requests: Sequence[tuple[str, OutboundRequest]], deadline: float | None
+    ) -> list[SendResult]:
         # Started in round-robin order across endpoints, so a busy endpoint's queue of
         # waiters does not stand ahead of another endpoint's first request.
         tasks = {i: asyncio.ensure_future(self._one(*requests[i])) for i in _round_robin(requests)}
-        await asyncio.wait(tasks.values())
-        return [tasks[i].result() for i in range(len(requests))]
+        try:
+            _, late = await asyncio.wait(tasks.values(), timeout=deadline)
+        except asyncio.CancelledError:
+            # The caller gave up (a task time limit): nothing of this batch may go out once
+            # it has rescheduled the deliveries, or a retry would overlap a late first try.
+            await _cancel(tasks.values())
+            raise
+        await _cancel(late)
+        return [
+            DeadlineExceeded(deadline or 0.0) if tasks[i].cancelled() else tasks[i].result()
+            for i in range(len(requests))
+        ]
 
-    def send_all(self, requests: Sequence[tuple[str, OutboundRequest]]) -> list[SendResult]:
-        """Send ``(endpoint, request)`` pairs; results in the same order."""
+    def send_all(
+        self, requests: Sequence[tuple[str, OutboundRequest]], *, deadline: float | None = None
+    ) -> list[SendResult]:
+        """Send ``(endpoint, request)`` pairs; results in the same order.
+
+        Whatever is not answered within ``deadline`` seconds is cancelled, in flight or still
+        waiting for a slot, and comes back as :class:`DeadlineExceeded`: when this returns,
+        nothing of the batch is still going out.
+        """
         if not requests:
             return []
-        future = asyncio.run_coroutine_threadsafe(self._gather(requests), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._gather(requests, deadline), self._loop)
         try:
             return future.result()
         except BaseException:
             # The task's time limit (or a shutdown) interrupted the wait: stop what is still
-            # in flight; the caller reschedules the batch's deliveries.
+            # in flight, and wait for that, before the caller reschedules the deliveries.
             future.cancel()
+            with contextlib.suppress(BaseException):
+                future.result(timeout=5)
             raise
 
     def close(self) -> None:
@@ -92,6 +115,24 @@ class SendPool:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+
+
+class DeadlineExceeded(RetryableError):
+    """A request of a batch not answered within the batch's send deadline (cancelled)."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__(
+            f"not answered within the batch's send deadline ({deadline:.0f} s); retried",
+            error_class="batch_deadline",
+        )
+
+
+async def _cancel(tasks: Iterable[asyncio.Future[SendResult]]) -> None:
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _round_robin(requests: Sequence[tuple[str, OutboundRequest]]) -> list[int]:

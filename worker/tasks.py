@@ -92,8 +92,13 @@ def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
     raws = [raw for _, raw in entries]
     try:
         report = rt.batch.run(raws)
-        for delivery in report.redelivered:
-            dispatch_delivery(rt, delivery.id, delivery.attempts)
+        if report.redelivered:
+            # Deliveries left PENDING by an earlier run of these messages. That run may still
+            # be sending them (a producer's duplicate in another batch, a reclaim of a slow
+            # batch): the retry path takes them only once any such first attempt has surely
+            # ended, answered or cancelled, so two attempts never overlap.
+            due = time.time() + rt.batch.send_deadline + 5
+            rt.redis.zadd(rt.keys.retry, {d.id: int(due * 1000) for d in report.redelivered})
     except Exception as exc:
         log.exception("processing a batch of %d messages failed; they will be retried", len(raws))
         try:

@@ -57,7 +57,8 @@ def test_poison_ends_failed_once_with_a_reason_and_never_loops(
     leftovers = {
         "stream": rig.client.xlen(rig.settings.stream_key),
         "pending": rig.client.xpending(rig.settings.stream_key, "herald")["pending"],
-        "queue": rig.client.llen(rig.settings.queue),
+        "queue": rig.client.llen(rig.settings.queue)
+        + rig.client.llen(rig.settings.keys.batch_queue),
         "retry": rig.client.zcard(f"{prefix}:retry"),
     }
     report("poison", settled_s=settle_s, sink_requests=len(responder.answers), **leftovers)

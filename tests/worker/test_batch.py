@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -228,3 +229,53 @@ def test_an_endpoint_not_seen_healthy_is_probed_before_the_rest_of_the_batch_goe
     rig.runner.run([message("ok", {"id": "ok", "subject": "x"})])
     rig.runner.run([message(f"n{i}", {"id": f"n{i}", "subject": "x"}) for i in range(10)])
     assert sink.count == 11
+
+
+def test_the_same_message_twice_in_one_batch_is_sent_once(rig: Rig, sink: RecordingSink) -> None:
+    rig.event(sink)
+    raw = message("m", {"id": "1", "subject": "x"})
+    report = rig.runner.run([raw, raw])
+    assert (report.created, report.sent) == (1, 1)
+    assert sink.count == 1
+    assert rig.store.duplicate_count(TENANT) == 1
+
+
+def test_a_create_and_its_update_in_one_batch_go_in_order(rig: Rig, sink: RecordingSink) -> None:
+    """The UPDATE reads the ticket id its CREATE captures: in one batch, it is prepared only
+    once the CREATE's outcome is stored."""
+    sink.reply(Reply.json({"result": {"id": "T-77"}}, status=201))
+    rig.event(sink, responseHeaders=[{"key": "extTicketId", "value": "$result.id"}])
+    update = rig.event(
+        sink,
+        name="update",
+        eventType="UPDATE",
+        endPointURI="/tickets/$extTicketId",
+        thirdPartyEventType="PATCH",
+    )
+    created = json.loads(message("c1", {"id": "INC-1", "subject": "created"}))
+    updated = {**created, "id": "u1", "eventType": "UPDATE", "data": {"id": "INC-1"}}
+    report = rig.runner.run([json.dumps(created), json.dumps(updated)])
+    assert report.sent == 2, rig.store.get_delivery(delivery_id_for(TENANT, "u1", update.id))
+    assert [(r.method, r.path) for r in sink.requests] == [
+        ("POST", "/tickets"),
+        ("PATCH", "/tickets/T-77"),
+    ]
+
+
+def test_what_a_batch_cannot_send_within_its_deadline_is_cancelled_and_retried(
+    rig: Rig, sink: RecordingSink
+) -> None:
+    event = rig.event(sink)
+    sink.respond_with(lambda req: Reply(200, delay=3.0))
+    rig.runner.send_deadline = 0.5
+    started = time.monotonic()
+    report = rig.runner.run([message(f"m{i}", {"id": str(i), "subject": "x"}) for i in range(3)])
+    # It returns at the deadline, with nothing of the batch still going out.
+    assert time.monotonic() - started < 2.5
+    assert report.retrying == 3
+    d = rig.store.get_delivery(delivery_id_for(TENANT, "m0", event.id))
+    assert d is not None and d.status == DeliveryStatus.RETRYING
+    assert d.error_class == "batch_deadline"
+    # Cut off by Herald's own deadline, the endpoint is not blamed.
+    health = EndpointHealth(rig.client, rig.settings.redis_prefix, BreakerPolicy())
+    assert health.state(breaker_key(TENANT, sink.url)).failures == 0

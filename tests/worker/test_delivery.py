@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 from integrations.config import Settings
 from integrations.errors import PermanentError
 from integrations.models import IntegrationEventIn, Notifier
-from integrations.store import Store, StoredEvent, delivery_id_for
+from integrations.store import AttemptRecord, DeliveryStatus, Store, StoredEvent, delivery_id_for
 from notifiers.sender import Sender
 from tests.support.sinks import RecordingSink, Reply
 from tests.worker.conftest import sink_event_body
@@ -444,3 +444,35 @@ def test_a_replay_after_exhausted_retries_gets_a_fresh_budget(
     assert h.deliverer.deliver(dlv).outcome == "retrying"
     d = h.store.get_delivery(dlv)
     assert d is not None and d.attempts == spent + 1 and d.status == "RETRYING"
+
+
+def test_an_attempt_that_lost_the_race_to_record_keeps_the_delivery_scheduled(
+    h: Harness, sink: RecordingSink
+) -> None:
+    """A first attempt in a batch records RETRYING while a retry-path attempt of the same
+    delivery is in flight: the late one stores nothing, and must not drop the schedule
+    entry the batch's retry needs."""
+    h.event(sink)
+    [dlv] = h.publish({"id": "INC-1", "subject": "x"})
+
+    def batch_records_first(_req: object) -> Reply:
+        h.store.record_attempts(
+            [
+                AttemptRecord(
+                    delivery_id=dlv,
+                    started_at=datetime.now(UTC),
+                    duration_ms=1.0,
+                    outcome="retryable",
+                    status=DeliveryStatus.RETRYING,
+                    status_message="attempt 1 failed (the batch)",
+                    previous_attempts=0,
+                )
+            ]
+        )
+        return Reply(200)
+
+    sink.respond_with(batch_records_first)
+    assert h.deliverer.deliver(dlv, 0).outcome == "skipped"
+    row = h.store.get_delivery(dlv)
+    assert row is not None and row.status == DeliveryStatus.RETRYING and row.attempts == 1
+    assert h.schedule.due_at(dlv) is not None

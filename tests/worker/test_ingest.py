@@ -9,7 +9,10 @@ import time
 import pytest
 import redis
 
+from integrations.config import Settings
+from worker.app import make_celery
 from worker.ingest import GROUP, StreamIngest, ack_entries, ack_entry, entry_text, read_entries
+from worker.loops import queued_tasks
 
 
 def test_entry_text_forms() -> None:
@@ -140,3 +143,19 @@ def test_a_backlog_of_queued_tasks_holds_the_next_read_so_batches_grow(
         stop.set()
         loop.join(5)
     assert [len(b) for b in rec.batches] == [5]
+
+
+def test_only_queued_batches_hold_the_stream_never_queued_retries(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Batches have a queue of their own: a backlog of retries (an endpoint recovering, a
+    bulk replay) must not stop new changes from being read."""
+    app = make_celery(settings, include_tasks=False)
+    backlog = queued_tasks(app, redis_client, settings.keys.batch_queue)
+    for _ in range(3):
+        app.send_task("herald.deliver", args=["DLV-x", None], queue=settings.queue)
+    assert redis_client.llen(settings.queue) == 3
+    assert backlog() == 0
+    app.send_task("herald.ingest_batch", args=[["0-1"]])
+    assert backlog() == 1
+    redis_client.delete(settings.queue, settings.keys.batch_queue)

@@ -40,8 +40,9 @@ def amqp_settings(settings: Settings) -> Iterator[Settings]:
         pytest.fail(f"RabbitMQ at {AMQP_URL} does not answer ({exc}); run .ci/run")
     yield dataclasses.replace(settings, broker_url=AMQP_URL)
     # The test's queue is named after its prefix.
-    with Connection(AMQP_URL) as conn, contextlib.suppress(Exception):
-        conn.default_channel.queue_delete(settings.queue)
+    for queue in (settings.queue, settings.keys.batch_queue):
+        with Connection(AMQP_URL) as conn, contextlib.suppress(Exception):
+            conn.default_channel.queue_delete(queue)
 
 
 def test_deliveries_flow_with_rabbitmq_as_the_broker(
@@ -86,8 +87,8 @@ def test_the_ingest_backlog_is_read_from_rabbitmq(
 ) -> None:
     """Tasks waiting in the RabbitMQ queue hold the stream loop's next read, as on Redis."""
     app = make_celery(amqp_settings, include_tasks=False)
-    count = queued_tasks(app, redis_client, amqp_settings.queue)
+    count = queued_tasks(app, redis_client, amqp_settings.keys.batch_queue)
     assert count() == 0  # not declared yet: no backlog, read on
     for _ in range(3):
-        app.send_task("herald.deliver", args=["DLV-x", None], queue=amqp_settings.queue)
+        app.send_task("herald.ingest_batch", args=[["0-1"]])  # routed to the batch queue
     wait_for(lambda: count() == 3, 10, 0.05, "three queued tasks counted")
