@@ -363,8 +363,9 @@ class BatchRunner:
                 key, state.failures, state.open_until, self.settings.breaker_cooldown, random.random
             )
         self._schedule({delivery_id: due for delivery_id, (due, _) in waits.items()})
-        for delivery_id, (due, why) in waits.items():
-            self.store.defer(delivery_id, datetime.fromtimestamp(due, UTC), why)
+        self.store.defer_many(
+            [(d, datetime.fromtimestamp(due, UTC), why) for d, (due, why) in waits.items()]
+        )
 
     def _store(self, outcomes: list[tuple[_Attempt, Outcome]]) -> None:
         retries = {o.record.delivery_id: o.due for _, o in outcomes if o.due is not None}

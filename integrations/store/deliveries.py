@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from integrations.store.captures import upsert_captured
@@ -233,11 +233,29 @@ class DeliveryStore(StoreBase):
 
     def defer(self, delivery_id: str, until: datetime, reason: str) -> None:
         """Note that a delivery waits (an open circuit breaker) without spending an attempt."""
+        self.defer_many([(delivery_id, until, reason)])
+
+    def defer_many(self, waits: Sequence[tuple[str, datetime, str]]) -> None:
+        """:meth:`defer` for a batch, in one statement: behind an open breaker, a batch's
+        every delivery waits."""
+        if not waits:
+            return
+        table = table_of(DeliveryRow)
+        stmt = (
+            update(table)
+            .where(
+                table.c.id == bindparam("p_id"),
+                # Spelled out: an IN list cannot be bound in an executemany.
+                table.c.status != str(DeliveryStatus.SUCCESS),
+                table.c.status != str(DeliveryStatus.FAILED),
+            )
+            .values(status_message=bindparam("p_reason"), next_attempt_at=bindparam("p_until"))
+        )
         with self.session() as s:
-            row = s.get(DeliveryRow, delivery_id)
-            if row is not None and row.status not in DeliveryStatus.TERMINAL:
-                row.status_message = reason
-                row.next_attempt_at = until
+            s.connection().execute(
+                stmt,
+                [{"p_id": i, "p_until": until, "p_reason": why} for i, until, why in waits],
+            )
 
     def reset_for_replay(self, delivery_id: str) -> Delivery | None:
         """Put a delivery back to PENDING for a replay; its attempt history is kept."""
