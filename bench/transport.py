@@ -9,6 +9,8 @@ request after 50 ms; then N requests at concurrency C go through each candidate:
 * ``herald-basic``: the same, through a notifier with ``authType: BASIC``;
 * ``aiohttp``: a bare ``aiohttp.ClientSession`` (no httpx, no guard): the floor of any
   transport on aiohttp's pool;
+* ``httpx-floor``: ``httpx.AsyncClient.send`` of one prebuilt request on Herald's transport,
+  with nothing of Herald around it: the least any delivery through httpx there can cost;
 * ``threads``: C threads sharing one ``httpx.Client`` (the sync path's best case);
 * ``raw-asyncio``: a bare asyncio HTTP/1.1 client, the ceiling.
 
@@ -28,6 +30,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.process import BaseProcess
 
 import httpx
 
@@ -66,7 +69,7 @@ def _sink_main(sock: socket.socket) -> None:
     asyncio.run(main())
 
 
-def start_sink() -> tuple[multiprocessing.Process, str]:
+def start_sink() -> tuple[BaseProcess, str]:
     """The 50 ms sink in a child process; returns it and its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -126,6 +129,26 @@ async def run_aiohttp(url: str, n: int, c: int) -> None:
             ) as response:
                 await response.read()
                 assert response.status == 200
+
+        await _fan(n, c, one)
+
+
+async def run_httpx_floor(url: str, n: int, c: int) -> None:
+    """N sends of one prebuilt request through Herald's ``httpx.AsyncClient`` (it keeps no
+    cookies) on :class:`notifiers.aio.GuardedAiohttpTransport`: guard included, else bare."""
+    from notifiers.aio import GuardedAiohttpTransport
+    from notifiers.build import CookielessAsyncClient
+
+    loopback = (ipaddress.ip_network("127.0.0.0/8"),)
+    transport = GuardedAiohttpTransport(loopback)
+    no_auth = httpx.Auth()
+    async with CookielessAsyncClient(transport=transport) as client:
+        request = client.build_request("POST", url + "/hook", content=b'{"a": 1}')
+
+        async def one() -> None:
+            response = await client.send(request, auth=no_auth, stream=True)
+            await response.aread()
+            assert response.status_code == 200
 
         await _fan(n, c, one)
 
@@ -217,6 +240,7 @@ def main() -> None:
         "httpx-pool": lambda: asyncio.run(run_httpx(url, n, c, None)),
         "httpx-aiohttp": lambda: asyncio.run(run_aiohttp_transport(url, n, c)),
         "aiohttp": lambda: asyncio.run(run_aiohttp(url, n, c)),
+        "httpx-floor": lambda: asyncio.run(run_httpx_floor(url, n, c)),
         "herald-async": lambda: asyncio.run(run_herald(url, n, c)),
         "herald-basic": lambda: asyncio.run(run_herald(url, n, c, "BASIC")),
         "threads": lambda: run_threads(url, n, c),
@@ -234,7 +258,8 @@ def main() -> None:
                 except ImportError as exc:
                     print(f"{name:14} skipped: {exc}")
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
+        if proc.pid is not None:
+            os.kill(proc.pid, signal.SIGTERM)
         proc.join(5)
 
 

@@ -43,16 +43,26 @@ class RequestBuilder:
         self._timeout = client.timeout.as_dict()
 
     def build(
-        self, method: str, url: str, pairs: Iterable[tuple[bytes, bytes]], payload: bytes | None
+        self,
+        method: str,
+        url: str,
+        pairs: Iterable[tuple[bytes, bytes]],
+        payload: bytes | None,
+        last: Iterable[tuple[bytes, bytes]] = (),
     ) -> httpx.Request:
         """The request ``client.build_request(method, url, headers=pairs, content=payload)``
-        makes, with ``pairs`` already encoded (:func:`notifiers.request.encode_headers`).
+        makes, with ``pairs`` already encoded (:func:`notifiers.request.encode_headers`),
+        then ``last`` appended as ``request.headers[name] = value`` would append them (names
+        in neither ``pairs`` nor the client's defaults: the auth headers).
 
         Raises ``InvalidURL`` for a URL httpx cannot parse, as ``build_request`` does.
         """
         parsed = parse_url(url)
         if parsed.is_relative_url or not parsed.host:
-            return self._client.build_request(method, url, headers=list(pairs), content=payload)
+            request = self._client.build_request(method, url, headers=list(pairs), content=payload)
+            for name, value in last:
+                request.headers[name.decode("utf-8")] = value.decode("utf-8")
+            return request
         own = list(pairs)
         # The client's defaults give way to a request header of the same name (all of its
         # occurrences), as httpx.Headers.update does; then, as Request._prepare does, Host
@@ -68,6 +78,7 @@ class RequestBuilder:
         headers.extend(own)
         if payload:
             headers.append((b"Content-Length", str(len(payload)).encode("ascii")))
+        headers.extend(last)
         request = httpx.Request(
             method,
             parsed,

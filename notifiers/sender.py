@@ -8,9 +8,11 @@ deliveries in flight at once (:meth:`Sender.send_async`).
 
 Both paths do the same thing and share every decision: the request is built by
 :mod:`notifiers.request` (body, Content-Type, ``Idempotency-Key``, Standard Webhooks
-signature, SOAP envelope), auth is the :class:`~notifiers.auth.NotifierAuth` flow (a 401
-from an OAUTH2/JWT endpoint is retried once with a fresh token), redirects are not followed,
-and :mod:`notifiers.response` turns the answer into a :class:`DeliveryResponse` or a
+signature, SOAP envelope) and :class:`~notifiers.build.RequestBuilder` (what
+``build_request`` would make, for a fraction of its cost); NONE and BASIC auth are plain
+headers, OAUTH2 and JWT the :class:`~notifiers.auth.NotifierAuth` flow (a 401 is retried
+once with a fresh token); redirects are not followed, cookies never kept; and
+:mod:`notifiers.response` turns the answer into a :class:`DeliveryResponse` or a
 Retryable/Permanent error. Only the waiting differs.
 
 Neither secrets nor tokens are logged; the request headers echoed in
@@ -34,7 +36,12 @@ from integrations.enums import AuthType
 from integrations.errors import HeraldError, PermanentError
 from notifiers.aio import GuardedAiohttpTransport
 from notifiers.auth import AppliedAuth, Authenticator, NotifierAuth, auth_header_names
-from notifiers.build import CookielessAsyncClient, CookielessClient, RequestBuilder
+from notifiers.build import (
+    CookielessAsyncClient,
+    CookielessClient,
+    RequestBuilder,
+    parse_url,
+)
 from notifiers.outcome import error_for_exception
 from notifiers.request import (
     USER_AGENT,
@@ -184,17 +191,19 @@ class Sender:
         notifier = request.notifier
         pairs = header_pairs(request, payload, auth_header_names(notifier))
         try:
-            outgoing = builder.build(
-                request.method.value, request.url, encode_headers(pairs), payload
-            )
+            encoded = encode_headers(pairs)
         except (UnicodeError, ValueError, TypeError) as exc:
             raise invalid_request(exc) from None
+        method, url = request.method.value, request.url
         if notifier.authType not in _FLOWLESS:
+            outgoing = builder.build(method, url, encoded, payload)
             return outgoing, NotifierAuth(self._auth, notifier), AppliedAuth()
-        applied = self._auth.apply(notifier)  # pure for these types; may refuse the config
-        for name, value in applied.headers:
-            outgoing.headers[name] = value
-        return outgoing, None, applied
+        # Pure for these types, but it may refuse the notifier's configuration: after the
+        # headers and the URL, which are checked first as they were when a flow set this.
+        parse_url(url)
+        applied = self._auth.apply(notifier)
+        auth = [(n.encode("utf-8"), v.encode("utf-8")) for n, v in applied.headers]
+        return builder.build(method, url, encoded, payload, auth), None, applied
 
     def _deadline(self, started: float) -> float:
         return started + self._settings.connect_timeout + 2 * self._settings.read_timeout

@@ -6,6 +6,7 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import httpx
 import redis
@@ -112,10 +113,17 @@ def basic_auth(notifier: Notifier) -> AppliedAuth:
     if missing:
         raise misconfigured(missing, "BASIC")
     assert notifier.userName is not None and notifier.password is not None
-    credentials = base64.b64encode(f"{notifier.userName}:{notifier.password}".encode()).decode()
+    return _basic(notifier.userName, notifier.password)
+
+
+@lru_cache(maxsize=1024)
+def _basic(user: str, password: str) -> AppliedAuth:
+    # Per credentials, not per delivery (AppliedAuth is immutable). Bounded, least recently
+    # used first out; the key is what the notifier already holds in memory.
+    credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
     return AppliedAuth(
         headers=(("Authorization", f"Basic {credentials}"),),
-        secrets=(credentials, notifier.password) if notifier.password else (credentials,),
+        secrets=(credentials, password) if password else (credentials,),
     )
 
 

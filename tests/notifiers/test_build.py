@@ -79,6 +79,22 @@ def test_builder_matches_build_request(
     _same_as_build_request(client, method, _URLS[0], headers, payload)
 
 
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize("payload", [None, b'{"a": 1}'])
+def test_last_headers_come_as_setting_them_after(
+    client: httpx.Client, method: str, payload: bytes | None
+) -> None:
+    # What NotifierAuth did: set the auth header on the built request.
+    expected = client.build_request(method, _URLS[0], headers=_HEADERS[1], content=payload)
+    expected.headers["Authorization"] = "Basic abc"
+    last = [(b"Authorization", b"Basic abc")]
+    built = RequestBuilder(client).build(method, _URLS[0], _HEADERS[1], payload, last)
+    assert _as_built(built) == _as_built(expected)
+    relative = CookielessClient(base_url="http://example.com/")
+    built = RequestBuilder(relative).build(method, "x", [], payload, last)
+    assert built.headers.raw[-1] == (b"Authorization", b"Basic abc")
+
+
 @pytest.mark.parametrize("url", _URLS)
 @pytest.mark.parametrize("payload", [None, b'{"a": 1}'])
 def test_builder_matches_build_request_for_any_url(
