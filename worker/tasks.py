@@ -15,31 +15,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import shared_task
 from celery.exceptions import Reject
 
+from worker.fanout import dead_letter_row, fan_out
 from worker.ingest import ack_entries, read_entries
+from worker.runtime import Runtime, get_runtime
 from worker.schedule import compute_backoff
 
-if TYPE_CHECKING:
-    from worker.runtime import Runtime
-
-# The delivery stack (store, models, HTTP clients) is imported by the tasks that run it, in
-# the pool processes: the node's main process only registers the tasks and runs the stream
-# and scheduler loops, and would otherwise carry about 55 MB it never uses.
+# The delivery stack is imported here, in the node's main process, although only the pool
+# processes use it: they fork with it loaded. Importing it in each child on its first task
+# instead saved about 55 MB of the main process's RSS, but made that first task wait for
+# the imports (3.8 s on a busy machine), after every start and every child recycle.
 
 log = logging.getLogger(__name__)
 
 #: A delivery that failed for an internal reason comes due again after this long.
 INTERNAL_RETRY_DELAY = 30.0
-
-
-def _runtime() -> Runtime:
-    from worker.runtime import get_runtime
-
-    return get_runtime()
 
 
 def retry_ingest_later(rt: Runtime, raw: str, exc: Exception) -> None:
@@ -54,8 +48,6 @@ def retry_ingest_later(rt: Runtime, raw: str, exc: Exception) -> None:
     rt.redis.expire(key, int(sum(rt.settings.retry_schedule) * 2) + 86400)
     delay = compute_backoff(attempts, rt.settings.retry_schedule)
     if delay is None:
-        from worker.fanout import dead_letter_row
-
         try:
             reason = f"could not be processed after {attempts} tries: {exc}"
             rt.store.ingest_batch([], [dead_letter_row(raw, reason)], rt.settings.dedupe_window)
@@ -87,7 +79,7 @@ def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
     kept in the ingest-retry schedule): until then a lost task leaves them pending, and
     they are dispatched again.
     """
-    rt = _runtime()
+    rt = get_runtime()
     entries = read_entries(rt.redis, rt.keys.stream, entry_ids)
     raws = [raw for _, raw in entries]
     try:
@@ -125,9 +117,7 @@ def ingest(raw: str, entry_id: str | None = None, from_retry: bool = False) -> i
     """Process one message again (from the ingest-retry schedule, or the API's replay of a
     corrected dead letter); its deliveries go to the per-delivery path."""
     try:
-        from worker.fanout import fan_out
-
-        rt = _runtime()
+        rt = get_runtime()
         result = fan_out(rt.store, rt.events, raw, dedupe_window=rt.settings.dedupe_window)
         for delivery_id in result.deliveries:
             dispatch_delivery(rt, delivery_id, 0)
@@ -138,7 +128,7 @@ def ingest(raw: str, entry_id: str | None = None, from_retry: bool = False) -> i
     except Exception as exc:
         log.exception("processing a message failed; it will be retried")
         try:
-            rt = _runtime()
+            rt = get_runtime()
             retry_ingest_later(rt, raw, exc)
             if entry_id is not None:
                 ack_entries(rt.redis, rt.keys.stream, [entry_id])
@@ -157,12 +147,12 @@ def deliver(
     ``claimed`` is the lease (ms) of the schedule entry that dispatched this task, if one did.
     """
     try:
-        rt = _runtime()
+        rt = get_runtime()
         result = rt.deliverer.deliver(delivery_id, expected_attempts, claimed=claimed)
     except Exception as exc:
         log.exception("delivery %s: internal error; it will be retried", delivery_id)
         try:
-            _runtime().schedule.add(delivery_id, time.time() + INTERNAL_RETRY_DELAY)
+            get_runtime().schedule.add(delivery_id, time.time() + INTERNAL_RETRY_DELAY)
         except Exception:
             raise Reject(f"cannot schedule a retry: {exc}", requeue=True) from exc
         return "error"
