@@ -57,6 +57,15 @@ class RedisKeys:
         """Counter of attempts at a delivery that started and never finished (poison)."""
         return f"{self.prefix}:starts:{delivery_id}"
 
+    def batch_starts(self, entry_id: str) -> str:
+        """Counter of runs of the batch starting at stream entry ``entry_id`` that never
+        finished (a message that kills its worker)."""
+        return f"{self.prefix}:batch-starts:{entry_id}"
+
+    def entry_starts(self, entry_id: str) -> str:
+        """The same, for one entry of such a batch, taken on its own."""
+        return f"{self.prefix}:entry-starts:{entry_id}"
+
     def breaker(self, endpoint: str) -> str:
         """The circuit-breaker record of one tenant's endpoint."""
         return f"{self.prefix}:breaker:{endpoint}"

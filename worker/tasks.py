@@ -22,6 +22,7 @@ from celery.exceptions import Reject
 
 from worker.fanout import dead_letter_row, fan_out
 from worker.ingest import ack_entries, read_entries
+from worker.lease import MAX_UNFINISHED_STARTS
 from worker.runtime import Runtime, get_runtime
 from worker.schedule import compute_backoff
 
@@ -71,6 +72,15 @@ def dispatch_delivery(rt: Runtime, delivery_id: str, expected_attempts: int | No
     deliver.apply_async(args=(delivery_id, expected_attempts))
 
 
+def _start(rt: Runtime, key: str) -> int:
+    """Count one more start of the run counted at ``key``; the starts not yet finished."""
+    pipe = rt.redis.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, 86400)
+    starts, _ = pipe.execute()
+    return int(starts)
+
+
 @shared_task(name="herald.ingest_batch")
 def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
     """Process a batch of stream entries: fan out, make every first attempt, acknowledge.
@@ -78,10 +88,47 @@ def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
     The entries are acknowledged only once their outcomes are stored (or their messages are
     kept in the ingest-retry schedule): until then a lost task leaves them pending, and
     they are dispatched again.
+
+    A message that kills its worker (one too large to parse, say) would bring its whole
+    batch back again and again. So starts that never finished are counted: past
+    :data:`MAX_UNFINISHED_STARTS` the batch is taken one entry at a time, each counted on its
+    own, and an entry that still kills its worker is dead-lettered with that reason.
     """
     rt = get_runtime()
     entries = read_entries(rt.redis, rt.keys.stream, entry_ids)
+    if not entries:
+        return {"messages": 0}
+    key = rt.keys.batch_starts(entries[0][0])
+    starts = _start(rt, key)
+    if starts <= MAX_UNFINISHED_STARTS:
+        result = _process(rt, entries)
+    else:
+        log.warning("batch at %s died %d times: one entry at a time", entries[0][0], starts - 1)
+        result = {"messages": 0}
+        for entry in entries:
+            result["messages"] += int(_single(rt, *entry).get("messages", 0))
+    rt.redis.delete(key)
+    return result
+
+
+def _single(rt: Runtime, entry_id: str, raw: str) -> dict[str, Any]:
+    """One entry of a batch that kept killing its worker, counted on its own."""
+    key = rt.keys.entry_starts(entry_id)
+    starts = _start(rt, key)
+    if starts <= MAX_UNFINISHED_STARTS:
+        result = _process(rt, [(entry_id, raw)])
+    else:
+        reason = f"poison message: its worker died {starts - 1} times while processing it"
+        rt.store.ingest_batch([], [dead_letter_row(raw, reason)], rt.settings.dedupe_window)
+        ack_entries(rt.redis, rt.keys.stream, [entry_id])
+        result = {"messages": 1, "deadLetters": 1}
+    rt.redis.delete(key)
+    return result
+
+
+def _process(rt: Runtime, entries: list[tuple[str, str]]) -> dict[str, Any]:
     raws = [raw for _, raw in entries]
+    entry_ids = [entry_id for entry_id, _ in entries]
     try:
         report = rt.batch.run(raws)
         if report.redelivered:
@@ -98,7 +145,7 @@ def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
                 retry_ingest_later(rt, raw, exc)
         except Exception:
             raise Reject(f"cannot keep the batch for a retry: {exc}", requeue=True) from exc
-        ack_entries(rt.redis, rt.keys.stream, [entry_id for entry_id, _ in entries])
+        ack_entries(rt.redis, rt.keys.stream, entry_ids)
         return {"messages": len(raws), "error": type(exc).__name__}
     ack_entries(rt.redis, rt.keys.stream, entry_ids)
     return {

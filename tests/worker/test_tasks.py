@@ -18,6 +18,7 @@ import redis
 import worker.runtime as runtime
 from integrations.config import Settings
 from worker.ingest import StreamIngest
+from worker.lease import MAX_UNFINISHED_STARTS
 from worker.runtime import Runtime
 from worker.schedule import RetrySchedule
 from worker.tasks import deliver, ingest, ingest_batch
@@ -81,3 +82,39 @@ def test_a_batch_whose_processing_fails_is_kept_in_the_ingest_retry_schedule(
     assert RetrySchedule(redis_client, settings.redis_prefix, "ingest-retry").due_at(MESSAGE)
     assert redis_client.xlen(stream) == 0
     assert redis_client.xpending(stream, "herald")["pending"] == 0
+
+
+@pytest.fixture
+def live_runtime(settings: Settings) -> Iterator[Runtime]:
+    """This process's runtime over a migrated database."""
+    rt = Runtime.build(settings)
+    rt.store.migrate()
+    saved = runtime._current
+    runtime._current = (os.getpid(), rt)
+    try:
+        yield rt
+    finally:
+        runtime._current = saved
+        rt.close()
+
+
+def test_a_batch_that_keeps_killing_its_worker_is_split_and_its_poison_dead_lettered(
+    live_runtime: Runtime, settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Runs of a batch that never finished are counted: past the limit the batch goes one
+    entry at a time, the innocent entries are processed, and the entry that still killed its
+    worker every time is dead-lettered with that reason, not retried forever."""
+    stream = settings.stream_key
+    StreamIngest(redis_client, stream, lambda ids: None).ensure_group()
+    raws = [MESSAGE.replace('"m1"', f'"m{i}"') for i in range(3)]
+    ids = [redis_client.xadd(stream, {"message": raw}).decode() for raw in raws]
+    redis_client.xreadgroup("herald", "c1", {stream: ">"})
+    # The batch died 5 times already; its second entry did, when taken alone.
+    redis_client.set(settings.keys.batch_starts(ids[0]), MAX_UNFINISHED_STARTS)
+    redis_client.set(settings.keys.entry_starts(ids[1]), MAX_UNFINISHED_STARTS)
+    assert ingest_batch.run(ids)["messages"] == 3
+    [poison] = live_runtime.store.dead_letters()
+    assert poison.message == raws[1]
+    assert "poison message: its worker died 5 times" in poison.status_message
+    assert redis_client.xlen(stream) == 0  # every entry acknowledged
+    assert not list(redis_client.scan_iter(match=f"{settings.redis_prefix}:*-starts:*"))
