@@ -85,12 +85,6 @@ def rig(settings: Settings, redis_client: redis.Redis) -> Iterator[Rig]:
     r.close()
 
 
-@pytest.fixture
-def sink() -> Iterator[RecordingSink]:
-    with RecordingSink() as s:
-        yield s
-
-
 def test_a_batch_makes_every_first_attempt_and_stores_each_outcome(
     rig: Rig, sink: RecordingSink
 ) -> None:

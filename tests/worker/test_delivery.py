@@ -82,12 +82,6 @@ def h(settings: Settings, redis_client: redis.Redis) -> Iterator[Harness]:
     harness.close()
 
 
-@pytest.fixture
-def sink() -> Iterator[RecordingSink]:
-    with RecordingSink() as s:
-        yield s
-
-
 def test_success_is_recorded_with_the_attempt(h: Harness, sink: RecordingSink) -> None:
     event = h.event(sink)
     [dlv] = h.publish({"id": "INC-1", "subject": "disk"})

@@ -44,6 +44,11 @@ def broken_db_runtime(settings: Settings, tmp_path: Path) -> Iterator[Runtime]:
     for leftover in tmp_path.glob("broken.db*"):
         leftover.unlink()
     db.mkdir()  # a directory where the database file was: every connection now fails
+    yield from as_this_process_runtime(rt)
+
+
+def as_this_process_runtime(rt: Runtime) -> Iterator[Runtime]:
+    """Make ``rt`` the runtime the task bodies find, for one test."""
     saved = runtime._current
     runtime._current = (os.getpid(), rt)
     try:
@@ -89,13 +94,7 @@ def live_runtime(settings: Settings) -> Iterator[Runtime]:
     """This process's runtime over a migrated database."""
     rt = Runtime.build(settings)
     rt.store.migrate()
-    saved = runtime._current
-    runtime._current = (os.getpid(), rt)
-    try:
-        yield rt
-    finally:
-        runtime._current = saved
-        rt.close()
+    yield from as_this_process_runtime(rt)
 
 
 def test_a_batch_that_keeps_killing_its_worker_is_split_and_its_poison_dead_lettered(
