@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,10 +35,10 @@ import redis
 from integrations.config import Settings
 from integrations.errors import HeraldError, PermanentError, RetryableError
 from integrations.redis_keys import RedisKeys
-from integrations.store import Delivery, Store
+from integrations.store import Store
 from notifiers.sender import DeliveryResponse
 from worker.events import EventCache
-from worker.fanout import Planned, ingest, plan_batch
+from worker.fanout import Planned, dependency_rounds, ingest, plan_batch
 from worker.health import (
     BreakerPolicy,
     BreakerState,
@@ -58,42 +58,13 @@ from worker.outcomes import (
 from worker.outcomes import trips_breaker as _trips
 from worker.prepare import Prepared, build_request
 from worker.probing import RecentSuccess, split_for_probing
+from worker.report import BatchReport, Phases
 from worker.sending import SendPool, SendResult
 
 log = logging.getLogger(__name__)
 
 #: A delivery whose first attempt the batch could not finish comes due again after this long.
 INTERNAL_RETRY_DELAY = 30.0
-
-
-@dataclass(frozen=True)
-class BatchReport:
-    """What one batch did."""
-
-    messages: int
-    created: int
-    sent: int
-    retrying: int
-    failed: int
-    deferred: int
-    dead_letters: int
-    #: Deliveries an interrupted earlier run left PENDING: the caller dispatches them.
-    redelivered: tuple[Delivery, ...]
-    #: Wall time of each phase (ms), for the task's log line: where a slow batch waited.
-    phases_ms: dict[str, float] = field(default_factory=dict)
-
-
-class _Phases:
-    """Wall time per phase of a batch."""
-
-    def __init__(self) -> None:
-        self.phases: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.phases[name] = round((now - self._last) * 1000, 1)
-        self._last = now
 
 
 @dataclass
@@ -135,26 +106,28 @@ class BatchRunner:
 
     def run(self, raws: Sequence[str]) -> BatchReport:
         """Fan out ``raws`` and make the first attempts of the deliveries they create."""
-        clock = _Phases()
+        clock = Phases()
         plan = plan_batch(raws, self.events)
         clock.lap("plan")
         result = ingest(self.store, plan, dedupe_window=self.settings.dedupe_window)
         clock.lap("ingest")
         todo = [p for p in plan.first_attempts if p.delivery_id in result.created]
         counts = {"sent": 0, "retrying": 0, "failed": 0, "deferred": 0}
-        if todo:
-            try:
-                send_until = time.monotonic() + self.send_deadline
-                for wave in dependency_rounds(todo):
-                    done = self._first_attempts(wave, clock, send_until)
-                    counts = {k: counts[k] + done[k] for k in counts}
-            except Exception:
-                # Never lose a delivery over a bug or a time limit: every one of this batch
-                # whose outcome is not stored is picked up by the retry path.
-                # Their entries are acknowledged as usual, since the schedule now holds them.
-                log.exception("batch: first attempts failed; %d deliveries rescheduled", len(todo))
-                self._reschedule([p.delivery_id for p in todo], INTERNAL_RETRY_DELAY)
-                counts["retrying"] = len(todo)
+        unstored = [p.delivery_id for p in todo]
+        try:
+            send_until = time.monotonic() + self.send_deadline
+            for wave in dependency_rounds(todo):
+                done = self._first_attempts(wave, clock, send_until)
+                counts = {k: counts[k] + done[k] for k in counts}
+                stored = {p.delivery_id for p in wave}
+                unstored = [d for d in unstored if d not in stored]
+        except Exception:
+            # Never lose a delivery over a bug or a time limit: every one of this batch whose
+            # outcome is not stored is picked up by the retry path. Their entries are
+            # acknowledged as usual, since the schedule now holds them.
+            log.exception("batch: first attempts failed; %d deliveries rescheduled", len(unstored))
+            self._reschedule(unstored, INTERNAL_RETRY_DELAY)
+            counts["retrying"] += len(unstored)
         return BatchReport(
             messages=len(plan.messages),
             created=len(result.created),
@@ -167,7 +140,7 @@ class BatchRunner:
     # -- the attempts ----------------------------------------------------------------------
 
     def _first_attempts(
-        self, todo: list[Planned], clock: _Phases, send_until: float
+        self, todo: list[Planned], clock: Phases, send_until: float
     ) -> dict[str, int]:
         attempts = [self._prepare(p) for p in todo]
         ready = [a for a in attempts if a.prepared is not None]
@@ -394,33 +367,14 @@ class BatchRunner:
         self.redis.zadd(self.keys.retry, {d: int(t * 1000) for d, t in due.items()})
 
     def _reschedule(self, delivery_ids: list[str], delay: float) -> None:
-        self._schedule(dict.fromkeys(delivery_ids, self.now() + delay))
+        if delivery_ids:
+            self._schedule(dict.fromkeys(delivery_ids, self.now() + delay))
 
 
 def _policy(settings: Settings) -> BreakerPolicy:
     return BreakerPolicy(
         settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
     )
-
-
-def dependency_rounds(todo: list[Planned]) -> list[list[Planned]]:
-    """The batch's first attempts in rounds, each stored before the next is prepared.
-
-    A delivery whose templates read captured values (an UPDATE addressing the ticket its
-    CREATE opened) goes after every earlier delivery of the batch for the same entity of the
-    same installed integration, so it renders with what they captured. Most batches are one
-    round.
-    """
-    rounds: list[list[Planned]] = []
-    earlier: dict[tuple[str, str | None], int] = {}
-    for planned in todo:
-        key = (planned.live.event.installed_id, planned.entity_id)
-        n = earlier.get(key, 0) if planned.live.needs_captures and planned.entity_id else 0
-        earlier[key] = earlier.get(key, 0) + 1
-        while len(rounds) <= n:
-            rounds.append([])
-        rounds[n].append(planned)
-    return rounds
 
 
 def _trips_on(result: SendResult, attempt: _Attempt) -> bool:

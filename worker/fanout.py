@@ -173,3 +173,23 @@ def fan_out(store: Store, events: EventCache, raw: str, *, dedupe_window: float)
     if duplicate:
         log.info("dropped duplicate message %s of tenant %s", *plan.messages[0])
     return FanOut(sorted(created + redelivered), duplicate=duplicate)
+
+
+def dependency_rounds(todo: list[Planned]) -> list[list[Planned]]:
+    """The batch's first attempts in rounds, each stored before the next is prepared.
+
+    A delivery whose templates read captured values (an UPDATE addressing the ticket its
+    CREATE opened) goes after every earlier delivery of the batch for the same entity of the
+    same installed integration, so it renders with what they captured. Most batches are one
+    round.
+    """
+    rounds: list[list[Planned]] = []
+    earlier: dict[tuple[str, str | None], int] = {}
+    for planned in todo:
+        key = (planned.live.event.installed_id, planned.entity_id)
+        n = earlier.get(key, 0) if planned.live.needs_captures and planned.entity_id else 0
+        earlier[key] = earlier.get(key, 0) + 1
+        while len(rounds) <= n:
+            rounds.append([])
+        rounds[n].append(planned)
+    return rounds
