@@ -63,7 +63,8 @@ from worker.sending import SendPool, SendResult
 
 log = logging.getLogger(__name__)
 
-#: A delivery whose first attempt the batch could not finish comes due again after this long.
+#: A delivery whose attempt failed for an internal reason (a bug, a time limit) comes due
+#: again after this long; the retry task uses it too.
 INTERNAL_RETRY_DELAY = 30.0
 
 
@@ -180,12 +181,16 @@ class BatchRunner:
             probes=lambda k: threshold - states[k].failures,
         )
         sent = self._send_now(first, send_until)
+        probed: dict[str, list[tuple[_Attempt, SendResult]]] = {}
+        for attempt, result in sent:
+            if attempt.breaker_key in held:
+                probed.setdefault(attempt.breaker_key, []).append((attempt, result))
         counted: dict[str, int] = {}
         later: list[_Attempt] = []
         for key, rest in held.items():
-            probed = [r for a, r in sent if a.breaker_key == key]
-            if not any(isinstance(r, DeliveryResponse) for r in probed):
-                trips = sum(1 for a, r in sent if a.breaker_key == key and _trips_on(r, a))
+            probes = probed.get(key, [])
+            if not any(isinstance(r, DeliveryResponse) for _, r in probes):
+                trips = sum(1 for a, r in probes if _trips_on(r, a))
                 if trips:
                     states[key] = self.health.record_failure(key, self.now(), count=trips)
                     counted[key] = trips

@@ -76,7 +76,3 @@ class Lease:
     def finished(self, delivery_id: str) -> None:
         """The attempt finished (whatever its outcome): it was not poison."""
         self._redis.delete(self._keys.starts(delivery_id))
-
-    def clear(self, delivery_id: str) -> None:
-        """Forget unfinished starts, e.g. on a replay, which follows a fix."""
-        self.finished(delivery_id)

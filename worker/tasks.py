@@ -20,6 +20,7 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import Reject
 
+from worker.batch import INTERNAL_RETRY_DELAY
 from worker.fanout import dead_letter_row, fan_out
 from worker.ingest import ack_entries, read_entries
 from worker.lease import MAX_UNFINISHED_STARTS
@@ -32,9 +33,6 @@ from worker.schedule import compute_backoff
 # the imports (3.8 s on a busy machine), after every start and every child recycle.
 
 log = logging.getLogger(__name__)
-
-#: A delivery that failed for an internal reason comes due again after this long.
-INTERNAL_RETRY_DELAY = 30.0
 
 
 def retry_ingest_later(rt: Runtime, raw: str, exc: Exception) -> None:
