@@ -7,11 +7,15 @@ builds an app at import time, so the modules import in any order without a cycle
 
 from __future__ import annotations
 
+from celery import signals
+
 from integrations.config import get_settings
 from worker.app import make_celery
+from worker.logs import quiet_third_party
 from worker.loops import HeraldLoops
 
 app = make_celery(get_settings())
 app.steps["worker"].add(HeraldLoops)
+signals.after_setup_logger.connect(quiet_third_party, weak=False)
 
 __all__ = ["app"]

@@ -132,4 +132,8 @@ def test_configure_publish_deliver_and_see_the_activity(
     # Nothing else went out: no match, wrong event type, the idle tenant's seed events.
     time.sleep(1.0)
     assert sink.count == 1
+    # The node logs at INFO: its own task lines, but not httpx's line per request.
+    log = worker.log()
+    assert "herald.ingest_batch" in log
+    assert "HTTP Request:" not in log
     print(f"\nend-to-end: first delivery {delivered:.2f}s after start")
