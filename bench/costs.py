@@ -30,6 +30,7 @@ class Cost:
     commands: int
     cpu_seconds: float
     rss_peak: int
+    pss_peak: int = 0
 
     def commands_per_unit(self) -> float | None:
         """Redis commands per completed unit (delivery or task)."""
@@ -57,6 +58,7 @@ def costed(client: redis.Redis, root_pid: int, work: Callable[[], Run]) -> Cost:
         commands=calls1 - calls0 - run.own_commands,
         cpu_seconds=cpu_delta(cpu0, cpu1) / TICKS_PER_SECOND,
         rss_peak=sampler.peak,
+        pss_peak=sampler.peak_pss,
     )
 
 
@@ -81,11 +83,12 @@ def figure(
 
 
 def cost_figures(prefix: str, cost: Cost, unit: str) -> list[Figure]:
-    """Rate, commands, CPU and RSS of a run, named ``<prefix>.rate`` etc."""
+    """Rate, commands, CPU, RSS and PSS of a run, named ``<prefix>.rate`` etc."""
     note = cost.run.note()
     return [
         figure(f"{prefix}.rate", cost.run.rate(), f"{unit}/s", note),
         figure(f"{prefix}.redis_cmds", cost.commands_per_unit(), f"cmd/{unit}"),
         figure(f"{prefix}.cpu_ms", cost.cpu_ms_per_unit(), f"ms/{unit}"),
         figure(f"{prefix}.rss_peak", cost.rss_peak / 2**20 if cost.rss_peak else None, "MB"),
+        figure(f"{prefix}.pss_peak", cost.pss_peak / 2**20 if cost.pss_peak else None, "MB"),
     ]

@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from bench.stats import cpu_ticks, descendants, parent_pid, vm_rss_kib
+from bench.stats import cpu_ticks, descendants, parent_pid, pss_kib, vm_rss_kib
 
 PROC = Path("/proc")
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -42,6 +42,15 @@ def rss_bytes(root: int) -> int:
     return total
 
 
+def pss_bytes(root: int) -> int:
+    """Sum of ``Pss`` over the tree of ``root``: its memory with shared pages counted once."""
+    total = 0
+    for pid in tree(root):
+        if (text := _read(PROC / str(pid) / "smaps_rollup")) is not None:
+            total += pss_kib(text) * 1024
+    return total
+
+
 def cpu_snapshot(root: int) -> dict[int, int]:
     """``pid -> utime+stime`` ticks for the tree of ``root``."""
     snap = {}
@@ -52,15 +61,16 @@ def cpu_snapshot(root: int) -> dict[int, int]:
 
 
 class RssSampler:
-    """Samples the tree's RSS on a thread while a measure runs; keeps the peak.
+    """Samples the tree's RSS and PSS on a thread while a measure runs; keeps the peaks.
 
-    ``with RssSampler(pid) as s: ...`` then ``s.peak`` (bytes).
+    ``with RssSampler(pid) as s: ...`` then ``s.peak`` and ``s.peak_pss`` (bytes).
     """
 
     def __init__(self, root: int, interval: float = 0.25) -> None:
         self.root = root
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -69,6 +79,7 @@ class RssSampler:
         while True:
             with contextlib.suppress(OSError):
                 self.peak = max(self.peak, rss_bytes(self.root))
+                self.peak_pss = max(self.peak_pss, pss_bytes(self.root))
                 self.samples += 1
             if self._stop.wait(self.interval):
                 return

@@ -117,6 +117,19 @@ def vm_rss_kib(status_text: str) -> int:
     return 0
 
 
+def pss_kib(rollup_text: str) -> int:
+    """``Pss`` in KiB from the text of ``/proc/<pid>/smaps_rollup`` (0 if absent).
+
+    The proportional set size counts a page shared by N processes as 1/N in each, so the
+    PSS of a process tree adds up to the memory it really holds; summed RSS counts a shared
+    page once per process that maps it.
+    """
+    for line in rollup_text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def cpu_ticks(stat_text: str) -> int:
     """``utime + stime`` in clock ticks from the text of ``/proc/<pid>/stat``.
 

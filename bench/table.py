@@ -55,6 +55,9 @@ def rows(figures: Mapping[str, Figure], mode: Mode) -> list[Row]:
     rss = peak(figs, "herald.rss_peak", "herald.instant.rss_peak", "herald.slow.rss_peak")
     if rss is not None:
         figs[rss.name] = rss
+    pss = peak(figs, "herald.pss_peak", "herald.instant.pss_peak", "herald.slow.pss_peak")
+    if pss is not None:
+        figs[pss.name] = pss
 
     def f(name: str, unit: str = "") -> Figure:
         return figs.get(name) or missing(name, unit, figs)
@@ -167,6 +170,12 @@ def rows(figures: Mapping[str, Figure], mode: Mode) -> list[Row]:
             f("herald.rss_peak", "MB"),
             f("celery.noop.rss_peak", "MB"),
             Target("<=", 250.0, "value"),
+        ),
+        Row(
+            "memory_pss_vs_bare_celery",
+            "memory: peak PSS of all worker processes, shared pages counted once",
+            f("herald.pss_peak", "MB"),
+            f("celery.noop.pss_peak", "MB"),
         ),
         Row(
             "redis_cmds_vs_bare_celery",

@@ -38,6 +38,7 @@ from bench.stats import (
     next_size,
     parent_pid,
     percentile,
+    pss_kib,
     rate,
     sized,
     vm_rss_kib,
@@ -79,6 +80,9 @@ def test_proc_parsing() -> None:
     status = "Name:\tcelery\nVmPeak:\t  9000 kB\nVmRSS:\t  1234 kB\n"
     assert vm_rss_kib(status) == 1234
     assert vm_rss_kib("Name:\tzombie\n") == 0
+    rollup = "55d0-7ffe ---p 0 00:00 0 [rollup]\nRss:  120000 kB\nPss:   64000 kB\nPss_Anon: 1 kB\n"
+    assert pss_kib(rollup) == 64000
+    assert pss_kib("") == 0
     # A command name with spaces and parentheses must not shift the fields.
     stat = "42 (celery (worker) 1) S 7 42 42 0 -1 0 0 0 0 0 150 25 0 0 20 0 1 0"
     assert parent_pid(stat) == 7
@@ -148,6 +152,15 @@ def test_memory_row_takes_the_peak_of_both_pipelines() -> None:
     }
     [v] = [v for v in evaluate(rows(figures, QUICK)) if v.row.key == "memory_vs_bare_celery"]
     assert v.row.herald.value == 260.0 and v.met is False
+
+
+def test_pss_row_takes_the_peak_too_and_has_no_target_of_its_own() -> None:
+    figures = {
+        "herald.instant.pss_peak": Figure("herald.instant.pss_peak", 190.0, "MB"),
+        "herald.slow.pss_peak": Figure("herald.slow.pss_peak", 180.0, "MB"),
+    }
+    [v] = [v for v in evaluate(rows(figures, QUICK)) if v.row.key == "memory_pss_vs_bare_celery"]
+    assert v.row.herald.value == 190.0 and v.met is None
 
 
 def test_seed_copies_change_only_the_given_columns() -> None:
