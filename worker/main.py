@@ -13,9 +13,11 @@ from integrations.config import get_settings
 from worker.app import make_celery
 from worker.logs import quiet_third_party
 from worker.loops import HeraldLoops
+from worker.sharing import freeze_before_fork
 
 app = make_celery(get_settings())
 app.steps["worker"].add(HeraldLoops)
 signals.after_setup_logger.connect(quiet_third_party, weak=False)
+signals.worker_init.connect(freeze_before_fork, weak=False)
 
 __all__ = ["app"]
