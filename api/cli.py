@@ -5,7 +5,7 @@ herald api [--host H] [--port P]     the HTTP API
 herald worker [CELERY ARGS...]       a Celery worker (``celery -A worker.main worker``)
 herald tenants create CLIENT_ID      prints {"client_id": ..., "client_secret": ...}
 herald publish [--file F]            XADD one change (or a JSON array of them)
-herald dead-letters                  malformed messages kept for an operator
+herald dead-letters                  messages no event could take, kept for an operator
 herald sink [--port P]               print requests received on loopback (demos)
 """
 
@@ -267,7 +267,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     store = Store(settings.database_url, settings.secret_key)
     for d in store.dead_letters(args.limit):
         view = activity_view(d)
-        print(json.dumps({k: view[k] for k in ("id", "statusMessage", "createdTime", "message")}))
+        shown = ("id", "errorClass", "statusMessage", "createdTime", "message")
+        print(json.dumps({k: view.get(k) for k in shown}))
     return 0
 
 

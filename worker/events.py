@@ -71,6 +71,9 @@ class EventCache:
         self._store = store
         self._max = max_size
         self._live: OrderedDict[str, tuple[datetime, Candidate]] = OrderedDict()
+        # Tenants are never deleted, so a tenant once seen stays known; one not seen yet is
+        # asked for again each batch (it may have been created since).
+        self._tenants: OrderedDict[str, None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._live)
@@ -95,6 +98,19 @@ class EventCache:
             ]
             for key, versions in wanted.items()
         }
+
+    def known_tenants(self, client_ids: Iterable[str]) -> set[str]:
+        """Which of ``client_ids`` exist; asks the store only about tenants not seen yet."""
+        wanted = set(client_ids)
+        unseen = wanted.difference(self._tenants)
+        for client_id in self._store.known_tenants(unseen) if unseen else ():
+            self._tenants[client_id] = None
+        known = wanted.intersection(self._tenants)
+        for client_id in known:
+            self._tenants.move_to_end(client_id)
+        while len(self._tenants) > self._max:
+            self._tenants.popitem(last=False)
+        return known
 
     def _fresh(self, event_id: str, updated_at: datetime) -> Candidate | None:
         hit = self._live.get(event_id)

@@ -47,8 +47,20 @@ def entity_id(data: dict[str, object]) -> str | None:
     return None
 
 
-def dead_letter_row(raw: str, reason: str) -> NewDelivery:
-    """An unprocessable message, kept with the reason where the activity API shows it."""
+#: How a dead letter's status message begins, by error class.
+DEAD_LETTER_LABELS = {
+    "malformed_message": "malformed message",
+    "unknown_tenant": "unknown tenant",
+}
+
+
+def dead_letter_row(
+    raw: str, reason: str, *, error_class: str = "malformed_message"
+) -> NewDelivery:
+    """An unprocessable message, kept with the reason where the activity API shows it.
+
+    ``herald dead-letters`` lists it, and the API's replay sends it again once corrected.
+    """
     tenant = ""
     try:
         parsed = json.loads(raw)
@@ -57,14 +69,15 @@ def dead_letter_row(raw: str, reason: str) -> NewDelivery:
     except (ValueError, RecursionError):
         pass
     dlq_id = "DLQ-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
-    log.warning("dead-lettered malformed message %s: %s", dlq_id, reason)
+    label = DEAD_LETTER_LABELS.get(error_class, error_class.replace("_", " "))
+    log.warning("dead-lettered %s %s: %s", label, dlq_id, reason)
     return NewDelivery(
         id=dlq_id,
         tenant_id=tenant,
         message=raw,
         status=DeliveryStatus.FAILED,
-        status_message=f"malformed message: {reason}",
-        error_class="malformed_message",
+        status_message=f"{label}: {reason}",
+        error_class=error_class,
     )
 
 
@@ -99,6 +112,15 @@ def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
             row = dead_letter_row(raw, describe_validation_error(exc))
             plan.rows.append(row)
             plan.dead_letters.append(row.id)
+    known = events.known_tenants(c.tenantId for c in changes)
+    for change in [c for c in changes if c.tenantId not in known]:
+        # Not remembered as a message either: once the tenant exists, a replay goes through.
+        raw = change.model_dump_json()
+        reason = f"no tenant {change.tenantId!r} exists (message {change.id!r})"
+        row = dead_letter_row(raw, reason, error_class="unknown_tenant")
+        plan.rows.append(row)
+        plan.dead_letters.append(row.id)
+    changes = [c for c in changes if c.tenantId in known]
     candidates = events.candidates((c.tenantId, c.entity, c.eventType) for c in changes)
     seen: set[tuple[str, str]] = set()
     for change in changes:

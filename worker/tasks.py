@@ -20,6 +20,8 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import Reject
 
+from integrations.config import get_settings
+from integrations.store import unavailable
 from worker.batch import INTERNAL_RETRY_DELAY
 from worker.fanout import dead_letter_row, fan_out
 from worker.ingest import ack_entries, read_entries
@@ -137,7 +139,12 @@ def _process(rt: Runtime, entries: list[tuple[str, str]]) -> dict[str, Any]:
             due = time.time() + rt.batch.send_deadline + 5
             rt.redis.zadd(rt.keys.retry, {d.id: int(due * 1000) for d in report.redelivered})
     except Exception as exc:
-        log.exception("processing a batch of %d messages failed; they will be retried", len(raws))
+        if (outage := unavailable(exc, rt.settings.database_url)) is not None:
+            log.warning("%s: %d messages parked in the ingest-retry schedule", outage, len(raws))
+        else:
+            log.exception(
+                "processing a batch of %d messages failed; they will be retried", len(raws)
+            )
         try:
             for raw in raws:
                 retry_ingest_later(rt, raw, exc)
@@ -171,7 +178,10 @@ def ingest(raw: str, entry_id: str | None = None, from_retry: bool = False) -> i
         if from_retry:
             rt.ingest_retries.remove(raw)
     except Exception as exc:
-        log.exception("processing a message failed; it will be retried")
+        if (outage := unavailable(exc, get_settings().database_url)) is not None:
+            log.warning("%s: the message waits in the ingest-retry schedule", outage)
+        else:
+            log.exception("processing a message failed; it will be retried")
         try:
             rt = get_runtime()
             retry_ingest_later(rt, raw, exc)

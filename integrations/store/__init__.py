@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from integrations.store.captures import CaptureStore
 from integrations.store.deliveries import DeliveryStore
-from integrations.store.engine import make_engine
+from integrations.store.engine import make_engine, unavailable
 from integrations.store.events import EventStore
 from integrations.store.messages import MessageStore
 from integrations.store.records import (
@@ -45,6 +45,7 @@ __all__ = [
     "delivery_id_for",
     "make_engine",
     "split_secrets",
+    "unavailable",
 ]
 
 

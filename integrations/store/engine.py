@@ -9,7 +9,8 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, create_engine, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrations.crypto import SecretBox
@@ -63,6 +64,19 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             cur.close()
 
     return engine
+
+
+def unavailable(exc: BaseException, database_url: str) -> str | None:
+    """A one-line reason if ``exc`` says the database cannot be reached, else ``None``.
+
+    A database that is down is an outage, not a bug: the caller parks its work and says so in
+    one line (the URL without its password, and the driver's first line), not a traceback.
+    """
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    where = make_url(database_url).render_as_string(hide_password=True)
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"database {where} unavailable: {first[0] if first else type(exc).__name__}"
 
 
 def table_of(model: type[Base]) -> Table:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from integrations.store.engine import StoreBase
 from integrations.tables import ApiTokenRow, TenantRow, utcnow
@@ -47,6 +48,15 @@ class TenantStore(StoreBase):
             else:
                 row.secret_hash = _hash_secret(secret)
         return secret
+
+    def known_tenants(self, client_ids: Iterable[str]) -> set[str]:
+        """Which of ``client_ids`` are tenants (one primary-key lookup for them all)."""
+        wanted = set(client_ids)
+        if not wanted:
+            return set()
+        with self.session() as s:
+            found = s.scalars(select(TenantRow.client_id).where(TenantRow.client_id.in_(wanted)))
+            return set(found)
 
     def verify_tenant(self, client_id: str, secret: str) -> bool:
         """Whether ``secret`` is the client secret of ``client_id``."""
