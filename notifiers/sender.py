@@ -42,6 +42,7 @@ from notifiers.build import (
     RequestBuilder,
     parse_url,
 )
+from notifiers.decoding import AsyncBoundedTransport, BoundedTransport, wire_headers
 from notifiers.outcome import error_for_exception
 from notifiers.request import (
     USER_AGENT,
@@ -123,7 +124,7 @@ class Sender:
         self._settings = settings
         self._clock = clock
         self._client = CookielessClient(
-            transport=transport or GuardedTransport(settings.allowed_networks),
+            transport=BoundedTransport(transport or GuardedTransport(settings.allowed_networks)),
             **self._client_options(),
         )
         self._builder = RequestBuilder(self._client)
@@ -172,7 +173,9 @@ class Sender:
             transport = self._async_transport or GuardedAiohttpTransport(
                 self._settings.allowed_networks
             )
-            self._aclient = CookielessAsyncClient(transport=transport, **self._client_options())
+            self._aclient = CookielessAsyncClient(
+                transport=AsyncBoundedTransport(transport), **self._client_options()
+            )
             self._abuilder = RequestBuilder(self._aclient)
             self._aloop = loop
         elif self._aloop is not loop:
@@ -231,7 +234,7 @@ class Sender:
             applied = flow.applied
         exchange = Exchange(
             response.status_code,
-            response.headers,
+            wire_headers(response),
             body,
             response.request.headers,
             duration_ms,

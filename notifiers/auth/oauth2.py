@@ -28,7 +28,9 @@ from integrations.models import Notifier
 from notifiers.auth.cache import TokenCache
 from notifiers.auth.config import OAuth2Config
 from notifiers.auth.tokens import REFRESH_TOKEN_LIFETIME, CachedToken, token_from_response
+from notifiers.decoding import truncated
 from notifiers.outcome import excerpt, header, parse_retry_after
+from notifiers.response import MAX_RESPONSE_BYTES
 from notifiers.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,12 @@ def token_endpoint_status(response: httpx.Response, url: str, max_retry_after: f
             retry_after=parse_retry_after(header(response.headers, "Retry-After"), max_retry_after),
             http_status=status,
             response_excerpt=excerpt(response.content),
+        )
+    if truncated(response):
+        raise AuthenticationFailed(
+            f"token endpoint {shown} answered HTTP {status} with more than "
+            f"{MAX_RESPONSE_BYTES // 1024} KiB: no token is that long",
+            http_status=status,
         )
     if 300 <= status < 400:
         location = response.headers.get("Location", "")
