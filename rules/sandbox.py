@@ -8,15 +8,18 @@ same-named methods, as ``$`` placeholders do.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final
 
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, meta
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from rules import budget
 from rules.errors import RuleError
 from rules.escape import RenderState, format_value
 from rules.fields import MISSING, get_key, resolve
@@ -76,8 +79,39 @@ def _begin_expression(index: int) -> Callable[[Any], str]:
     return emit
 
 
+#: The global every ``for`` loop's iterable is passed through (see :func:`_step_loops`).
+STEPS_FN: Final = "__herald_steps"
+
+
 class _Environment(ImmutableSandboxedEnvironment):
-    """The sandbox, with entity-data lookups that match ``$`` placeholders."""
+    """The sandbox, with entity-data lookups that match ``$`` placeholders, and every
+    operator, filter, method and loop that could cost without bound under
+    :mod:`rules.budget`."""
+
+    # Intercepted operators are never folded at compile time, and go through call_binop.
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return budget.checked_binop(operator, left, right)
+
+    def call(
+        __self,
+        __context: Context,
+        __obj: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        name = getattr(__obj, "__name__", type(__obj).__name__)
+        # The sandbox hands out str.format wrapped; the wrapper keeps the bound method.
+        receiver = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
+        if isinstance(receiver, str | bytes):
+            # Methods of text: widths and counts are checked before, lengths after.
+            budget.check_arguments(name, (*args, *kwargs.values()))
+            if name in {"format", "format_map"} and isinstance(receiver, str):
+                budget.check_format(receiver)
+            if name == "replace" and isinstance(receiver, str):
+                budget.check_replace(receiver, args)
+        return budget.check_result(name, super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Data keys first and case-insensitively, so ``{{ incident.Subject }}`` and
@@ -111,7 +145,22 @@ def _make_environment() -> _Environment:
     )
     env.globals[TOKEN_FN] = _emit_token
     env.globals[EXPR_FN] = _begin_expression
+    env.globals[STEPS_FN] = budget.stepped
+    env.globals["range"] = budget.BudgetRange
+    # lipsum(n) makes n paragraphs in one call, before any budget can look at them.
+    env.globals.pop("lipsum", None)
+    env.filters = {name: budget.budgeted_filter(name, fn) for name, fn in env.filters.items()}
     return env
+
+
+def _step_loops(tree: nodes.Template) -> nodes.Template:
+    """Pass every ``for`` loop's iterable through :func:`rules.budget.stepped`, so that every
+    loop step is counted (nested loops over data lists included)."""
+    for loop in list(tree.find_all(nodes.For)):
+        loop.iter = nodes.Call(
+            nodes.Name(STEPS_FN, "load"), [loop.iter], [], None, None, lineno=loop.lineno
+        )
+    return tree
 
 
 # Configured once at import and never changed afterwards; Jinja environments are safe to
@@ -132,22 +181,30 @@ class Compiled:
 def compile_jinja(source: str, slots: tuple[Slot, ...]) -> Compiled:
     """Compile translated ``source``; a syntax error raises ``RuleError("payload", ...)``."""
     try:
-        compiled = _ENV.from_string(source)
         names = meta.find_undeclared_variables(_ENV.parse(source))
+        compiled = _ENV.from_string(_step_loops(_ENV.parse(source)))
     except TemplateSyntaxError as exc:
         raise RuleError(
             "payload", f"template error on line {exc.lineno}: {exc.message or exc}"
         ) from None
-    return Compiled(compiled, slots, frozenset(names - {TOKEN_FN, EXPR_FN}))
+    return Compiled(compiled, slots, frozenset(names - {TOKEN_FN, EXPR_FN, STEPS_FN}))
 
 
-def render_jinja(compiled: Compiled, roots: Mapping[str, Any], state: RenderState) -> str:
-    """Run ``compiled`` with ``roots`` as its variables, reporting into ``state``.
+def render_jinja(
+    compiled: Compiled,
+    roots: Mapping[str, Any],
+    state: RenderState,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
+    """Run ``compiled`` with ``roots`` as its variables, reporting into ``state``, under a
+    fresh :class:`rules.budget.Budget` timed by ``clock``.
 
     Exceptions propagate as raised (the caller decides which are the tenant's fault).
     """
     token = _STATE.set(state)
     try:
-        return compiled.template.render(roots)
+        return budget.render_budgeted(
+            lambda: compiled.template.generate(roots), budget.Budget(clock)
+        )
     finally:
         _STATE.reset(token)
