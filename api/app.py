@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.auth import basic_credentials, require_tenant
 from api.dispatch import CeleryDispatcher, Dispatcher, replay_delivery
 from api.errors import install_handlers
+from api.limits import RequestLimits
+from api.throttle import LoginThrottle
 from api.views import activity_view, event_view, installed_view
 from integrations.config import Settings
 from integrations.errors import HeraldError, InvalidInput
@@ -93,7 +95,9 @@ def create_app(
     )
     app.state.store = store
     install_handlers(app)
+    app.add_middleware(RequestLimits, store=store)
     redis_client = redis.Redis.from_url(settings.redis_url)
+    throttle = LoginThrottle(redis_client, settings.keys)
 
     def tenant(request: Request, client_id: str) -> str:
         return require_tenant(request, store, client_id)
@@ -126,11 +130,25 @@ def create_app(
         creds = basic_credentials(request)
         if creds is not None and client_id is None:
             client_id, client_secret = creds
+        address = request.client.host if request.client else "unknown"
+        # Checked before the secret is hashed: a throttled guess costs no PBKDF2.
+        wait = throttle.retry_after(client_id or "", address)
+        if wait is not None:
+            return JSONResponse(
+                {
+                    "error": "too_many_requests",
+                    "error_description": f"too many failed token requests; retry in {wait} s",
+                },
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
         if not client_id or not client_secret or not store.verify_tenant(client_id, client_secret):
+            throttle.failed(client_id or "", address)
             return JSONResponse(
                 {"error": "invalid_client", "error_description": "unknown client or wrong secret"},
                 status_code=401,
             )
+        throttle.succeeded(client_id)
         access = store.issue_token(client_id, settings.api_token_ttl)
         return JSONResponse(
             {

@@ -13,6 +13,7 @@ import binascii
 
 from fastapi import HTTPException, Request
 
+from api.limits import authenticated_tenant
 from integrations.store import Store
 
 
@@ -22,6 +23,9 @@ def _unauthorized(reason: str) -> HTTPException:
 
 def bearer_tenant(request: Request, store: Store) -> str:
     """The tenant of the request's bearer token, or a 401."""
+    authenticated = authenticated_tenant(request.state)
+    if authenticated is not None:  # RequestLimits looked it up before the body was read
+        return authenticated
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -78,3 +78,9 @@ class RedisKeys:
         """Counter of failed tries at processing one raw message."""
         digest = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
         return f"{self.prefix}:ingest-attempts:{digest}"
+
+    def login_failures(self, kind: str, who: str) -> str:
+        """Counter of failed token requests in the current window, by ``kind`` (``client``
+        or ``address``): the API's brute-force throttle."""
+        digest = hashlib.sha256(who.encode("utf-8", "replace")).hexdigest()[:32]
+        return f"{self.prefix}:login-failures:{kind}:{digest}"
