@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -55,11 +56,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+#: Control characters, which no header name or value may hold (a tab is allowed in a value).
+#: A value ending in a newline was accepted, then leaked into the activity row and the log
+#: through the HTTP library's error; CR and LF are also how headers are smuggled.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _no_control(text: str, where: str) -> str:
+    found = _CONTROL.search(text)
+    if found:
+        code = f"U+{ord(found.group()):04X}"
+        raise ValueError(f"{where} contains a control character ({code}) at {found.start()}")
+    return text
+
+
 class Header(_Strict):
     """A ``{key, value}`` pair: request header, or response-capture mapping."""
 
     key: str = Field(min_length=1, max_length=256)
     value: str = Field(max_length=8192)
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_text(cls, key: str) -> str:
+        if "\t" in key:
+            raise ValueError("the header name contains a tab")
+        return _no_control(key, "the header name")
+
+    @field_validator("value")
+    @classmethod
+    def _value_is_text(cls, value: str) -> str:
+        return _no_control(value, "the header value")
 
 
 class Rule(_Strict):
@@ -78,8 +105,8 @@ class FilterCriteria(_Strict):
     matchType: MatchTypeField = MatchType.ANY
     rules: list[Rule] = Field(default_factory=list, max_length=100)
     id: int | None = None
-    name: str | None = None
-    actions: list[Any] = Field(default_factory=list)
+    name: str | None = Field(default=None, max_length=255)
+    actions: list[Any] = Field(default_factory=list, max_length=100)
 
 
 class Notifier(_Strict):

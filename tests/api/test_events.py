@@ -223,6 +223,15 @@ _DELETE = object()
         ("fitlerCriteria", {}, "fitlerCriteria", "unknown field"),
         ("notifier.baseURI", "http://169.254.169.254", "notifier.baseURI", "169.254.169.254"),
         ("endPointURI", "http://10.0.0.5/hook", "endPointURI", "10.0.0.5"),
+        # Issue 8: a credential ending in a newline leaked through the HTTP library's error.
+        (
+            "headers",
+            [{"key": "Ocp-Apim-Subscription-Key", "value": "abc123\n"}],
+            "headers[0].value",
+            "control character (U+000A) at 6",
+        ),
+        ("headers", [{"key": "X-A\r\nX-B", "value": "v"}], "headers[0].key", "control"),
+        ("filterCriteria.name", "n" * 100_000, "filterCriteria.name", "at most 255 characters"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(
