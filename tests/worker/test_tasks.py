@@ -104,6 +104,7 @@ def test_a_batch_that_keeps_killing_its_worker_is_split_and_its_poison_dead_lett
     entry at a time, the innocent entries are processed, and the entry that still killed its
     worker every time is dead-lettered with that reason, not retried forever."""
     stream = settings.stream_key
+    live_runtime.store.create_tenant("t")  # the innocent entries are processed, not dead
     StreamIngest(redis_client, stream, lambda ids: None).ensure_group()
     raws = [MESSAGE.replace('"m1"', f'"m{i}"') for i in range(3)]
     ids = [redis_client.xadd(stream, {"message": raw}).decode() for raw in raws]
