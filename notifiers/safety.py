@@ -34,6 +34,7 @@ import httpcore
 import httpx
 
 from integrations.errors import UnsafeURL
+from notifiers.deadline import DeadlineStream
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -259,7 +260,8 @@ class GuardedBackend(httpcore.NetworkBackend):
         for ip in self.checked_addresses(host, port):
             try:
                 # An IP literal: the inner backend connects without another DNS lookup.
-                return self._inner.connect_tcp(ip, port, timeout, local_address, socket_options)
+                stream = self._inner.connect_tcp(ip, port, timeout, local_address, socket_options)
+                return DeadlineStream(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
         assert last is not None  # checked_addresses never returns an empty list

@@ -42,6 +42,7 @@ from notifiers.build import (
     RequestBuilder,
     parse_url,
 )
+from notifiers.deadline import exchange_deadline
 from notifiers.decoding import AsyncBoundedTransport, BoundedTransport, wire_headers
 from notifiers.outcome import error_for_exception
 from notifiers.request import (
@@ -208,8 +209,15 @@ class Sender:
         auth = [(n.encode("utf-8"), v.encode("utf-8")) for n, v in applied.headers]
         return builder.build(method, url, encoded, payload, auth), None, applied
 
+    def _exchange_seconds(self) -> float:
+        """The most one whole exchange may take: connect, headers and body (notifiers.deadline).
+
+        Token requests made for it share it.
+        """
+        return self._settings.connect_timeout + 2 * self._settings.read_timeout
+
     def _deadline(self, started: float) -> float:
-        return started + self._settings.connect_timeout + 2 * self._settings.read_timeout
+        return started + self._exchange_seconds()
 
     def _finish(
         self,
@@ -261,16 +269,17 @@ class Sender:
         try:
             outgoing, flow, applied = self._build(self._builder, request)
             started = self._clock()
-            response = self._client.send(
-                outgoing, auth=flow or _NO_FLOW, follow_redirects=False, stream=True
-            )
-            try:
-                limit = BodyLimit(response, self._deadline(started), self._clock)
-                for chunk in response.iter_bytes():
-                    if not limit.add(chunk):
-                        break
-            finally:
-                response.close()
+            with exchange_deadline(time.monotonic() + self._exchange_seconds()):
+                response = self._client.send(
+                    outgoing, auth=flow or _NO_FLOW, follow_redirects=False, stream=True
+                )
+                try:
+                    limit = BodyLimit(response, self._deadline(started), self._clock)
+                    for chunk in response.iter_bytes():
+                        if not limit.add(chunk):
+                            break
+                finally:
+                    response.close()
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _error(exc, request.url) from None
         return self._finish(request, response, limit.body, started, flow, applied)
@@ -283,23 +292,29 @@ class Sender:
         try:
             outgoing, flow, applied = self._build(self._abuilder, request)
             started = self._clock()
-            response = await client.send(
-                outgoing, auth=flow or _NO_FLOW, follow_redirects=False, stream=True
-            )
-            if response.is_closed:
-                # The transport had the whole body already (see GuardedAiohttpTransport).
-                body = response.content[:MAX_RESPONSE_BYTES]
-            else:
-                try:
-                    limit = BodyLimit(response, self._deadline(started), self._clock)
-                    async for chunk in response.aiter_bytes():
-                        if not limit.add(chunk):
-                            break
-                finally:
-                    await response.aclose()
-                body = limit.body
+            async with asyncio.timeout(self._exchange_seconds()):
+                response = await client.send(
+                    outgoing, auth=flow or _NO_FLOW, follow_redirects=False, stream=True
+                )
+                if response.is_closed:
+                    # The transport had the whole body already (see GuardedAiohttpTransport).
+                    body = response.content[:MAX_RESPONSE_BYTES]
+                else:
+                    try:
+                        limit = BodyLimit(response, self._deadline(started), self._clock)
+                        async for chunk in response.aiter_bytes():
+                            if not limit.add(chunk):
+                                break
+                    finally:
+                        await response.aclose()
+                    body = limit.body
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _error(exc, request.url) from None
+        except TimeoutError:
+            late = httpx.ReadTimeout(
+                f"the exchange took more than {self._exchange_seconds():g} s", request=outgoing
+            )
+            raise _error(late, request.url) from None
         return self._finish(request, response, body, started, flow, applied)
 
 
