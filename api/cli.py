@@ -4,6 +4,7 @@ herald dev [--host H] [--port P]     API + worker on embedded defaults (the quic
 herald api [--host H] [--port P]     the HTTP API
 herald worker [CELERY ARGS...]       a Celery worker (``celery -A worker.main worker``)
 herald tenants create CLIENT_ID      prints {"client_id": ..., "client_secret": ...}
+herald tenants rotate CLIENT_ID      a new secret; every token issued before is revoked
 herald publish [--file F]            XADD one change (or a JSON array of them)
 herald dead-letters                  messages no event could take, kept for an operator
 herald sink [--port P]               print requests received on loopback (demos)
@@ -205,13 +206,35 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_tenants_create(args: argparse.Namespace) -> int:
-    """Create a tenant (or rotate its secret) and print its credentials."""
+    """Create a tenant and print its credentials (an existing one: see rotate)."""
     from integrations.store import Store
 
     settings = _settings()
     _require_key(settings)
     store = Store(settings.database_url, settings.secret_key)
+    if store.known_tenants([args.client_id]):
+        print(
+            f"herald: tenant {args.client_id!r} exists; `herald tenants rotate "
+            f"{args.client_id}` gives it a new secret and revokes its tokens",
+            file=sys.stderr,
+        )
+        return 1
     secret = store.create_tenant(args.client_id)
+    print(json.dumps({"client_id": args.client_id, "client_secret": secret}))
+    return 0
+
+
+def cmd_tenants_rotate(args: argparse.Namespace) -> int:
+    """Give a tenant a new secret, revoke every token it was issued, print the credentials."""
+    from integrations.store import Store
+
+    settings = _settings()
+    _require_key(settings)
+    store = Store(settings.database_url, settings.secret_key)
+    secret = store.rotate_tenant(args.client_id)
+    if secret is None:
+        print(f"herald: no tenant {args.client_id!r}", file=sys.stderr)
+        return 1
     print(json.dumps({"client_id": args.client_id, "client_secret": secret}))
     return 0
 
@@ -333,6 +356,9 @@ def parser() -> argparse.ArgumentParser:
     sp = tenants.add_parser("create", help=cmd_tenants_create.__doc__)
     sp.add_argument("client_id")
     sp.set_defaults(fn=cmd_tenants_create)
+    sp = tenants.add_parser("rotate", help=cmd_tenants_rotate.__doc__)
+    sp.add_argument("client_id")
+    sp.set_defaults(fn=cmd_tenants_rotate)
     sp = sub.add_parser("db", help=cmd_db.__doc__)
     sp.add_argument("db_command", choices=["current", "upgrade"])
     sp.set_defaults(fn=cmd_db)

@@ -36,20 +36,55 @@ from integrations.enums import (
 SECRET_FIELDS: tuple[str, ...] = ("password", "apiSecret", "signingSecret", "tokenPayload")
 
 
-#: Header names whose values are credentials whatever they contain.
-_CREDENTIAL_HEADER_WORDS = ("auth", "token", "secret", "password", "passwd", "api-key", "apikey")
-_CREDENTIAL_HEADERS = frozenset({"cookie", "set-cookie", "x-api-key", "api-key", "apikey"})
+#: Request headers known to carry no secret. Every other header's value is sealed at rest,
+#: masked by the API and redacted in the activity log: a credential header's name cannot be
+#: guessed (``Ocp-Apim-Subscription-Key`` was echoed in plain text when the test was a list
+#: of words like "auth" and "token"), so the safe default is to treat an unknown one as one.
+NON_SECRET_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-type",
+        "date",
+        "expect",
+        "host",
+        "idempotency-key",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-unmodified-since",
+        "origin",
+        "pragma",
+        "prefer",
+        "referer",
+        "soapaction",
+        "te",
+        "traceparent",
+        "tracestate",
+        "user-agent",
+        "x-correlation-id",
+        "x-request-id",
+    }
+)
 
 #: What the API shows instead of a secret value.
 MASK = "***"
 
 
 def is_credential_header(name: str) -> bool:
-    """Whether a header's value is a credential (``Authorization``, ``X-Api-Key``, ...)."""
-    lowered = name.lower()
+    """Whether a request header's value is kept secret: every header not known to carry no
+    secret (:data:`NON_SECRET_HEADERS`)."""
+    lowered = name.strip().lower()
     if lowered.startswith("webhook-"):  # Standard Webhooks headers are signatures, not keys
         return False
-    return lowered in _CREDENTIAL_HEADERS or any(w in lowered for w in _CREDENTIAL_HEADER_WORDS)
+    return lowered not in NON_SECRET_HEADERS
 
 
 class _Strict(BaseModel):

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from integrations.store.engine import StoreBase
 from integrations.tables import ApiTokenRow, TenantRow, utcnow
@@ -39,15 +40,33 @@ class TenantStore(StoreBase):
     """Tenants (OAuth2 clients) and the bearer tokens issued to them."""
 
     def create_tenant(self, client_id: str) -> str:
-        """Create a tenant (or rotate its secret) and return the new client secret, shown once."""
+        """Create a tenant (or rotate its secret, see :meth:`rotate_tenant`) and return the
+        new client secret, shown once."""
         secret = secrets.token_urlsafe(32)
         with self.session() as s:
             row = s.get(TenantRow, client_id)
             if row is None:
                 s.add(TenantRow(client_id=client_id, secret_hash=_hash_secret(secret)))
             else:
-                row.secret_hash = _hash_secret(secret)
+                self._rotate(s, row, secret)
         return secret
+
+    def rotate_tenant(self, client_id: str) -> str | None:
+        """Give a tenant a new client secret and revoke every token issued with the old one;
+        the new secret (shown once), or ``None`` if there is no such tenant."""
+        secret = secrets.token_urlsafe(32)
+        with self.session() as s:
+            row = s.get(TenantRow, client_id)
+            if row is None:
+                return None
+            self._rotate(s, row, secret)
+        return secret
+
+    @staticmethod
+    def _rotate(s: Session, row: TenantRow, secret: str) -> None:
+        # A rotation answers a leaked secret: tokens obtained with it must stop working too.
+        row.secret_hash = _hash_secret(secret)
+        s.execute(delete(ApiTokenRow).where(ApiTokenRow.client_id == row.client_id))
 
     def known_tenants(self, client_ids: Iterable[str]) -> set[str]:
         """Which of ``client_ids`` are tenants (one primary-key lookup for them all)."""

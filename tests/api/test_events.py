@@ -122,8 +122,17 @@ def test_secrets_are_never_returned_and_not_stored_in_clear(
         "apiSecret": "api-SECRET-2",
         "accessTokenURL": "https://tickets.example.invalid/token",
     }
+    # Issue 8: a credential header whose name says nothing of it is sealed too.
+    body["headers"] = [
+        {"key": "Content-Type", "value": "application/json"},
+        {"key": "Ocp-Apim-Subscription-Key", "value": "sub-SECRET-3"},
+    ]
     created = client.post(EVENTS.format(installed), json=body, headers=auth)
     assert created.status_code == 200, created.text
+    assert created.json()["headers"] == [
+        {"key": "Content-Type", "value": "application/json"},
+        {"key": "Ocp-Apim-Subscription-Key", "value": "***"},
+    ]
     fetched = client.get(f"{EVENTS.format(installed)}/{created.json()['id']}", headers=auth)
     for text in (created.text, fetched.text):
         assert "SECRET" not in text
@@ -133,9 +142,9 @@ def test_secrets_are_never_returned_and_not_stored_in_clear(
         )
     assert "SECRET" not in dump
     # ...yet the worker gets them back.
-    assert (
-        store.get_event("client_9", created.json()["id"]).spec.notifier.apiSecret == "api-SECRET-2"
-    )  # type: ignore[union-attr]
+    spec = store.get_event("client_9", created.json()["id"]).spec  # type: ignore[union-attr]
+    assert spec.notifier.apiSecret == "api-SECRET-2"  # type: ignore[union-attr]
+    assert spec.headers[1].value == "sub-SECRET-3"
 
 
 @pytest.mark.parametrize(
