@@ -63,15 +63,17 @@ class Settings:
     #: How long a message id is remembered to drop producer duplicates.
     dedupe_window: float = 86400.0
     #: Seconds a stream entry may stay unprocessed before it is dispatched again (its worker
-    #: died, or the broker lost the task). Processing is idempotent, so a long queue only
-    #: costs a repeated, skipped task.
-    ingest_claim_idle: float = 300.0
+    #: died, or the broker lost the task). A batch renews its entries every third of this
+    #: while it runs (worker.heartbeat), so it bounds recovery, not how long a batch may take.
+    ingest_claim_idle: float = 20.0
     #: Hard time limit of one delivery attempt (s); the soft limit is 30 s (or a fifth)
     #: shorter, and a delivery's lock lasts 20 s longer.
     deliver_time_limit: float = 180.0
     #: Seconds after a dispatch at which a delivery not yet picked up is dispatched again
-    #: (a broker can lose a message taken by a node killed at that instant).
-    dispatch_lease: float = 600.0
+    #: (a broker can lose a message taken by a node killed at that instant). A redundant
+    #: dispatch is skipped (attempt count, lock), so a short lease costs a few extra tasks
+    #: when the queue is long, and recovers a lost one quickly.
+    dispatch_lease: float = 30.0
     api_token_ttl: int = 3600
     #: Seconds a reserved Celery message may stay unacknowledged before Redis hands it to
     #: another worker (see ``worker/app.py``). Must exceed the longest task.

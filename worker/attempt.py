@@ -9,6 +9,7 @@ functions the batch uses (:mod:`worker.outcomes`); the request is built by the s
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -25,7 +26,8 @@ from integrations.redis_keys import RedisKeys
 from integrations.store import Delivery, DeliveryStatus, Store, StoredEvent
 from notifiers.sender import Sender
 from worker.health import BreakerPolicy, EndpointHealth, breaker_key, is_open
-from worker.lease import MAX_UNFINISHED_STARTS, Lease
+from worker.heartbeat import Heartbeat
+from worker.lease import LOCK_TTL, MAX_UNFINISHED_STARTS, Lease
 from worker.outcomes import (
     AttemptContext,
     Outcome,
@@ -77,7 +79,7 @@ class Deliverer:
             client,
             RedisKeys(settings.redis_prefix),
             schedule,
-            int(settings.deliver_time_limit) + 20,
+            LOCK_TTL,
         )
         self.health = EndpointHealth(
             client,
@@ -120,7 +122,9 @@ class Deliverer:
             if delivery is None or delivery.status in DeliveryStatus.TERMINAL:
                 self.schedule.remove(delivery_id)
                 return Result("skipped", "finished by another worker")
-            return self._counted_attempt(delivery)
+            renew = functools.partial(self.lease.renew, delivery_id, token)
+            with Heartbeat(renew, every=self.lease.lock_ttl / 3, name="delivery's lock"):
+                return self._counted_attempt(delivery)
         finally:
             self.lease.release(delivery_id, token)
 

@@ -71,6 +71,18 @@ def ack_entry(client: redis.Redis, stream: str, entry_id: str) -> None:
     ack_entries(client, stream, [entry_id])
 
 
+def renew_entries(
+    client: redis.Redis, stream: str, consumer: str, entry_ids: Sequence[str]
+) -> None:
+    """Reset the idle time of entries still being processed (``XCLAIM ... JUSTID``), so that
+    :meth:`StreamIngest.reclaim` leaves them to the worker processing them.
+
+    Entries acknowledged meanwhile are not claimed again: ``XCLAIM`` only takes pending ones.
+    """
+    if entry_ids:
+        client.xclaim(stream, GROUP, consumer, 0, list(entry_ids), justid=True)
+
+
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -113,7 +125,7 @@ class StreamIngest:
         dispatch: Callable[[list[str]], None],
         *,
         consumer: str | None = None,
-        claim_idle: float = 60.0,
+        claim_idle: float = 20.0,
         batch: int = 100,
         backlog: Callable[[], int] | None = None,
     ) -> None:
@@ -192,7 +204,7 @@ class StreamIngest:
         stop: threading.Event,
         *,
         block_ms: int = 1000,
-        reclaim_every: float = 15.0,
+        reclaim_every: float = 5.0,
         backoff: float = 0.02,
     ) -> None:
         """Consume until ``stop`` is set, surviving Redis outages."""

@@ -25,9 +25,19 @@ from worker.schedule import RetrySchedule
 #: Attempts that may start and never finish (the worker died) before a delivery is poison.
 MAX_UNFINISHED_STARTS = 5
 
+#: Seconds a delivery's lock lasts unless its holder renews it (every third of it, while the
+#: attempt runs: worker.heartbeat). A holder that dies frees the delivery within this.
+LOCK_TTL = 30
+
 # Release a lock only if it is still ours (it may have expired and been taken by another).
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Extend a lock only if it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -43,6 +53,7 @@ class Lease:
         self._schedule = schedule
         self.lock_ttl = lock_ttl
         self._unlock = client.register_script(_UNLOCK)
+        self._renew = client.register_script(_RENEW)
 
     def take(self, delivery_id: str) -> str | None:
         """Lock ``delivery_id`` for one attempt; the lock's token, or ``None`` if it is held.
@@ -59,6 +70,13 @@ class Lease:
         remaining_ms = max(int(self._redis.pttl(key)), 0)  # -2: gone already, due at once
         self._schedule.add(delivery_id, time.time() + remaining_ms / 1000 + 1)
         return None
+
+    def renew(self, delivery_id: str, token: str) -> bool:
+        """Extend our lock, and the safety entry with it; ``False`` if the lock is not ours."""
+        ours = bool(self._renew(keys=[self._keys.lock(delivery_id)], args=[token, self.lock_ttl]))
+        if ours:
+            self._schedule.add(delivery_id, time.time() + self.lock_ttl + 1)
+        return ours
 
     def release(self, delivery_id: str, token: str) -> None:
         """Release the lock if it is still ours."""

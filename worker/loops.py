@@ -17,7 +17,7 @@ from celery import Celery, bootsteps
 
 from integrations.config import get_settings
 from worker.app import is_amqp
-from worker.ingest import StreamIngest
+from worker.ingest import StreamIngest, consumer_name
 from worker.schedule import RetrySchedule
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,11 @@ class HeraldLoops(bootsteps.StartStopStep):
 
     def start(self, parent: Any) -> None:
         send = sender_of(parent.app)
+        consumer = consumer_name()
 
         def dispatch(entry_ids: list[str]) -> None:
-            send("herald.ingest_batch", (entry_ids,))
+            # The consumer that holds the entries: the task renews their lease in its name.
+            send("herald.ingest_batch", (entry_ids, consumer))
 
         settings = get_settings()
         client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
@@ -109,6 +111,7 @@ class HeraldLoops(bootsteps.StartStopStep):
             client,
             settings.stream_key,
             dispatch,
+            consumer=consumer,
             claim_idle=settings.ingest_claim_idle,
             batch=settings.ingest_batch,
             backlog=backlog,

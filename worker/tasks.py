@@ -24,7 +24,8 @@ from integrations.config import get_settings
 from integrations.store import unavailable
 from worker.batch import INTERNAL_RETRY_DELAY
 from worker.fanout import dead_letter_row, fan_out
-from worker.ingest import ack_entries, read_entries
+from worker.heartbeat import Heartbeat
+from worker.ingest import ack_entries, consumer_name, read_entries, renew_entries
 from worker.lease import MAX_UNFINISHED_STARTS
 from worker.runtime import Runtime, get_runtime
 from worker.schedule import compute_backoff
@@ -82,7 +83,7 @@ def _start(rt: Runtime, key: str) -> int:
 
 
 @shared_task(name="herald.ingest_batch")
-def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
+def ingest_batch(entry_ids: list[str], consumer: str | None = None) -> dict[str, Any]:
     """Process a batch of stream entries: fan out, make every first attempt, acknowledge.
 
     The entries are acknowledged only once their outcomes are stored (or their messages are
@@ -93,8 +94,22 @@ def ingest_batch(entry_ids: list[str]) -> dict[str, Any]:
     batch back again and again. So starts that never finished are counted: past
     :data:`MAX_UNFINISHED_STARTS` the batch is taken one entry at a time, each counted on its
     own, and an entry that still kills its worker is dead-lettered with that reason.
+
+    While it runs, the task renews its entries' lease (their idle time in the stream) in the
+    name of ``consumer``, the one that read them, so a short ``HERALD_INGEST_CLAIM_IDLE``
+    hands a dead worker's entries on quickly without taking a slow batch from a live one.
     """
     rt = get_runtime()
+    owner = consumer or consumer_name()
+
+    def renew() -> None:
+        renew_entries(rt.redis, rt.keys.stream, owner, entry_ids)
+
+    with Heartbeat(renew, every=rt.settings.ingest_claim_idle / 3, name="batch's entries"):
+        return _run_batch(rt, entry_ids)
+
+
+def _run_batch(rt: Runtime, entry_ids: list[str]) -> dict[str, Any]:
     entries = read_entries(rt.redis, rt.keys.stream, entry_ids)
     if not entries:
         return {"messages": 0}

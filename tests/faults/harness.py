@@ -49,15 +49,17 @@ Plan = Reply | Callable[[RecordedRequest], Reply]
 
 RESULTS: list[str] = []
 
-#: The delivery time limit the workers are asked for (``HERALD_DELIVER_TIME_LIMIT``): an
-#: attempt killed in flight is retried once its lock (limit + 20 s) expired. A product that
-#: does not honour the variable keeps its 180 s default; run the suite with
-#: ``FAULTS_DELIVER_TIME_LIMIT=180`` to give it the time that needs.
+#: The delivery time limit the workers are asked for (``HERALD_DELIVER_TIME_LIMIT``): it
+#: bounds a hung attempt, not recovery (locks are renewed while an attempt runs).
 DELIVER_TIME_LIMIT = float(os.environ.get("FAULTS_DELIVER_TIME_LIMIT", "40"))
+#: The recovery knobs run at the shipped defaults (issue 8: "recovery in seconds, at the
+#: default settings"): the stream's claim idle, the dispatch lease, kombu's visibility
+#: timeout and the delivery lock.
+DEFAULTS = Settings()
+#: Everything a crash interrupted is back within this of Redis answering (issue 8's target).
+RECOVERY_TARGET = 60.0
 #: pytest timeout of a test that waits for work a crash interrupted (three such waits, max).
-#: ``HERALD_DISPATCH_LEASE`` of the fault workers.
-DISPATCH_LEASE = 15.0
-CRASH_TEST_TIMEOUT = int(3 * (DELIVER_TIME_LIMIT + 41) + 60)
+CRASH_TEST_TIMEOUT = int(3 * (RECOVERY_TARGET + DELIVER_TIME_LIMIT) + 60)
 
 
 def report(name: str, **metrics: object) -> str:
@@ -242,13 +244,8 @@ def knob_env(
         "HERALD_BREAKER_MAX_COOLDOWN": str(settings.breaker_max_cooldown),
         "HERALD_DISABLE_AFTER": str(settings.disable_after),
         "HERALD_DEDUPE_WINDOW": str(settings.dedupe_window),
-        # Node death is recovered by kombu's visibility timeout; 3600 s is untestable.
         "HERALD_VISIBILITY_TIMEOUT": str(visibility_timeout),
-        # An attempt killed mid-flight is retried once its lock (time limit + 20 s) expired;
-        # the default 180 s limit makes that 201 s.
         "HERALD_DELIVER_TIME_LIMIT": str(deliver_time_limit),
-        # A task the broker lost (a node killed as it took it) is dispatched again when its
-        # lease in the retry schedule ends; the default 600 s is untestable.
         "HERALD_DISPATCH_LEASE": str(settings.dispatch_lease),
     }
 
@@ -271,7 +268,7 @@ class Rig:
         self,
         workdir: Path,
         *,
-        visibility_timeout: float = 10.0,
+        visibility_timeout: float = DEFAULTS.visibility_timeout,
         deliver_time_limit: float = DELIVER_TIME_LIMIT,
         **overrides: Any,
     ) -> None:
@@ -291,8 +288,8 @@ class Rig:
                 retry_schedule=(0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0),
                 connect_timeout=1.0,
                 read_timeout=2.0,
-                ingest_claim_idle=5.0,
-                dispatch_lease=DISPATCH_LEASE,
+                ingest_claim_idle=DEFAULTS.ingest_claim_idle,
+                dispatch_lease=DEFAULTS.dispatch_lease,
                 breaker_threshold=1000,
                 breaker_cooldown=1.0,
                 breaker_max_cooldown=4.0,
@@ -311,16 +308,13 @@ class Rig:
 
     @property
     def crash_recovery_bound(self) -> float:
-        """Longest legitimate wait for work a crash interrupted: kombu brings an unacked
-        message back after the visibility timeout plus one restore sweep (10 s), and an
-        attempt killed in flight is retried once its lock (time limit + 20 s) expired."""
-        return (
-            self.visibility_timeout
-            + 10
-            + self.deliver_time_limit
-            + 21
-            + self.settings.dispatch_lease
-        )
+        """Longest legitimate wait for work a crash interrupted, from Redis answering (or the
+        node dying): issue 8's target, 60 s. The parts: a batch's stream entries are taken
+        over once idle for ``ingest_claim_idle`` (20 s) at the next reclaim (5 s); a lost
+        retry task is dispatched again when its lease ends (``dispatch_lease``, 30 s); an
+        attempt killed in flight frees its delivery when its lock runs out (30 s). Kombu's
+        visibility timeout (3600 s) no longer bounds anything."""
+        return RECOVERY_TARGET
 
     # -- processes
 
