@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from integrations.store.engine import StoreBase, upsert
+from integrations.store.engine import StoreBase, chunks, upsert
 from integrations.store.records import StoredEvent
 from integrations.tables import CapturedValueRow, IntegrationEventRow, utcnow
 
@@ -57,16 +57,42 @@ class CaptureStore(StoreBase):
         integration then addresses that ticket. The event's own captures win over its
         siblings', and newer over older.
         """
+        return self.captured_for_entities([(event, entity_id)])[(event.id, entity_id)]
+
+    def captured_for_entities(
+        self, wanted: Iterable[tuple[StoredEvent, str]]
+    ) -> dict[tuple[str, str], dict[str, str]]:
+        """:meth:`captured_for_entity` for many ``(event, entity_id)`` at once, in one query
+        (``ix_captured_entity``); keyed by ``(event id, entity id)``."""
+        pairs = list(dict.fromkeys((e.id, e.installed_id, n) for e, n in wanted))
+        out: dict[tuple[str, str], dict[str, str]] = {(e, n): {} for e, _, n in pairs}
+        if not pairs:
+            return out
+        scopes = sorted({(installed, n) for _, installed, n in pairs})
+        found: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
         with self.session() as s:
-            rows = s.execute(
-                select(CapturedValueRow.key, CapturedValueRow.value, CapturedValueRow.event_id)
-                .join(IntegrationEventRow, IntegrationEventRow.id == CapturedValueRow.event_id)
-                .where(
-                    IntegrationEventRow.installed_id == event.installed_id,
-                    CapturedValueRow.entity_id == entity_id,
-                )
-                .order_by(CapturedValueRow.updated_at)
-            ).all()
-        values = {key: value for key, value, owner in rows if owner != event.id}
-        values.update({key: value for key, value, owner in rows if owner == event.id})
-        return values
+            for chunk in chunks(scopes):
+                rows = s.execute(
+                    select(
+                        IntegrationEventRow.installed_id,
+                        CapturedValueRow.entity_id,
+                        CapturedValueRow.key,
+                        CapturedValueRow.value,
+                        CapturedValueRow.event_id,
+                    )
+                    .join(IntegrationEventRow, IntegrationEventRow.id == CapturedValueRow.event_id)
+                    .where(
+                        tuple_(IntegrationEventRow.installed_id, CapturedValueRow.entity_id).in_(
+                            chunk
+                        )
+                    )
+                    .order_by(CapturedValueRow.updated_at)
+                ).all()
+                for installed, entity_id, key, value, owner in rows:
+                    found.setdefault((installed, entity_id), []).append((key, value, owner))
+        for event_id, installed, entity_id in pairs:
+            rows_of = found.get((installed, entity_id), [])
+            values = {key: value for key, value, owner in rows_of if owner != event_id}
+            values.update({key: value for key, value, owner in rows_of if owner == event_id})
+            out[(event_id, entity_id)] = values
+        return out
