@@ -103,6 +103,10 @@ class AsyncSink:
                 writer.write(_OK)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass  # the client closed its connection
+        except asyncio.CancelledError:
+            # stop() ends connections left open. Ended, not cancelled: Python 3.11's stream
+            # callback calls exception() on the task, which raises for a cancelled one.
+            pass
         finally:
             writer.close()
 
@@ -122,6 +126,13 @@ class AsyncSink:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            # Connections a client left open are still being served: end them here, or the
+            # closed loop reports each one as "Task was destroyed but it is pending!".
+            current = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
