@@ -75,7 +75,7 @@ class Lease:
         """Extend our lock, and the safety entry with it; ``False`` if the lock is not ours."""
         ours = bool(self._renew(keys=[self._keys.lock(delivery_id)], args=[token, self.lock_ttl]))
         if ours:
-            self._schedule.add(delivery_id, time.time() + self.lock_ttl + 1)
+            self._schedule.extend(delivery_id, time.time() + self.lock_ttl + 1)
         return ours
 
     def release(self, delivery_id: str, token: str) -> None:

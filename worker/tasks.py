@@ -105,7 +105,8 @@ def ingest_batch(entry_ids: list[str], consumer: str | None = None) -> dict[str,
     def renew() -> None:
         renew_entries(rt.redis, rt.keys.stream, owner, entry_ids)
 
-    with Heartbeat(renew, every=rt.settings.ingest_claim_idle / 3, name="batch's entries"):
+    every = max(0.1, rt.settings.ingest_claim_idle / 3)
+    with Heartbeat(renew, every=every, name="batch's entries"):
         return _run_batch(rt, entry_ids)
 
 

@@ -71,6 +71,15 @@ def test_a_lock_is_renewed_only_by_its_holder_and_carries_the_safety_entry(
     assert redis_client.ttl(settings.keys.lock("DLV-1")) > LOCK_TTL - 5
     assert (schedule.due_at("DLV-1") or 0) > time.time() + LOCK_TTL - 5
     assert not lease.renew("DLV-1", "someone-else")
+    # A renewal racing the outcome never pulls its retry earlier, nor brings back an entry
+    # the outcome removed.
+    later = time.time() + 3600
+    schedule.add("DLV-1", later)
+    assert lease.renew("DLV-1", token)
+    assert abs((schedule.due_at("DLV-1") or 0) - later) < 0.01
+    schedule.remove("DLV-1")
+    assert lease.renew("DLV-1", token)
+    assert schedule.due_at("DLV-1") is None
 
 
 @pytest.fixture
