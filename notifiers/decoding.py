@@ -149,7 +149,9 @@ def _decoding_error(exc: zlib.error, request: httpx.Request) -> httpx.DecodingEr
     return httpx.DecodingError(f"response body does not decode: {exc}", request=request)
 
 
-class _SyncBody(httpx.SyncByteStream):
+class _Body:
+    """What both body streams share: decoding one raw chunk under the cap."""
+
     def __init__(
         self,
         response: httpx.Response,
@@ -163,19 +165,25 @@ class _SyncBody(httpx.SyncByteStream):
         #: copies the extensions a response is made with, so they are set on it).
         self.owner: httpx.Response | None = None
 
+    def _decode(self, raw: bytes) -> bytes:
+        """The decoded bytes of ``raw``; once the cap is reached, the last ones before it."""
+        try:
+            piece = self._decoder.feed(raw)
+        except zlib.error as exc:
+            raise _decoding_error(exc, self._request) from None
+        if self._decoder.full:
+            # One byte past the cap was asked for, to tell "exactly the cap" from "more".
+            if self.owner is not None:
+                self.owner.extensions[TRUNCATED] = True
+            piece = piece[:-1]
+        return piece
+
+
+class _SyncBody(_Body, httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         assert isinstance(self._response.stream, httpx.SyncByteStream)
         for raw in self._response.stream:
-            try:
-                piece = self._decoder.feed(raw)
-            except zlib.error as exc:
-                raise _decoding_error(exc, self._request) from None
-            if self._decoder.full:
-                # One byte past the cap was asked for, to tell "exactly the cap" from "more".
-                if self.owner is not None:
-                    self.owner.extensions[TRUNCATED] = True
-                piece = piece[:-1]
-            if piece:
+            if piece := self._decode(raw):
                 yield piece
             if self._decoder.full:
                 return
@@ -184,33 +192,11 @@ class _SyncBody(httpx.SyncByteStream):
         self._response.close()
 
 
-class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(
-        self,
-        response: httpx.Response,
-        request: httpx.Request,
-        decoder: BoundedDecoder,
-    ) -> None:
-        self._response = response
-        self._request = request
-        self._decoder = decoder
-        #: The response handed on, whose extensions say when the body was cut (httpx
-        #: copies the extensions a response is made with, so they are set on it).
-        self.owner: httpx.Response | None = None
-
+class _AsyncBody(_Body, httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         assert isinstance(self._response.stream, httpx.AsyncByteStream)
         async for raw in self._response.stream:
-            try:
-                piece = self._decoder.feed(raw)
-            except zlib.error as exc:
-                raise _decoding_error(exc, self._request) from None
-            if self._decoder.full:
-                # One byte past the cap was asked for, to tell "exactly the cap" from "more".
-                if self.owner is not None:
-                    self.owner.extensions[TRUNCATED] = True
-                piece = piece[:-1]
-            if piece:
+            if piece := self._decode(raw):
                 yield piece
             if self._decoder.full:
                 return

@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from integrations.config import Settings
 from integrations.store import Store
+from tests.support.processes import ApiServer
+from worker.redis_server import free_port
+
+
+@pytest.fixture
+def api(settings: Settings, store: Store, redis_client: Any) -> Iterator[httpx.Client]:
+    """The real app on a real loopback server, and a client of it."""
+    server = ApiServer(create_app(settings, store), free_port())
+    with server, httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture

@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
-import pytest
 
-from api.app import create_app
 from api.limits import MAX_BODY
-from integrations.config import Settings
 from integrations.store import Store
-from tests.support.processes import ApiServer
-from worker.redis_server import free_port
 
 EVENTS = "/api/v2/tenants/client_9/integrations/installed/x/event"
-
-
-@pytest.fixture
-def api(settings: Settings, store: Store, redis_client: Any) -> Iterator[httpx.Client]:
-    server = ApiServer(create_app(settings, store), free_port())
-    with server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 def bearer(client: httpx.Client, store: Store, client_id: str = "client_9") -> dict[str, str]:

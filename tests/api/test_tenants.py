@@ -4,38 +4,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
-import pytest
 
-from api.app import create_app
 from integrations.config import Settings
 from integrations.store import Store
-from tests.support.processes import ROOT, ApiServer, herald_env
-from worker.redis_server import free_port
-
-
-def herald(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=herald_env(settings),
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.fixture
-def api(settings: Settings, store: Store, redis_client: Any) -> Iterator[httpx.Client]:
-    server = ApiServer(create_app(settings, store), free_port())
-    with server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
+from tests.support.processes import run_herald as herald
 
 
 def token(api: httpx.Client, client_id: str, secret: str) -> httpx.Response:

@@ -4,27 +4,13 @@ app on a loopback server, a real Redis)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
-import pytest
 
-from api.app import create_app
 from api.throttle import Counted, ThrottlePolicy, retry_after
-from integrations.config import Settings
 from integrations.store import Store
-from tests.support.processes import ApiServer
-from worker.redis_server import free_port
 
 POLICY = ThrottlePolicy()
-
-
-@pytest.fixture
-def api(settings: Settings, store: Store, redis_client: Any) -> Iterator[httpx.Client]:
-    server = ApiServer(create_app(settings, store), free_port())
-    with server, httpx.Client(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 def login(api: httpx.Client, client_id: str, secret: str) -> httpx.Response:

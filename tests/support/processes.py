@@ -48,6 +48,22 @@ def herald_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+def run_herald(
+    settings: Settings, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``herald`` command as an operator would, configured like ``settings``."""
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=herald_env(settings),
+        timeout=60,
+        check=False,
+    )
+
+
 class WorkerProcess:
     """A ``celery -A worker.main worker`` subprocess; its log goes to ``log_path``."""
 

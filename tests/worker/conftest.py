@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +16,7 @@ import pytest
 from api.app import create_app
 from integrations.config import Settings
 from integrations.store import Store
-from tests.support.processes import ROOT, ApiServer, WorkerProcess, herald_env
+from tests.support.processes import ApiServer, WorkerProcess, run_herald
 from tests.support.sinks import RecordingSink
 from worker.redis_server import free_port
 
@@ -45,17 +43,8 @@ def worker(
 
 
 def herald_cli(settings: Settings, *args: str, stdin: str | None = None) -> str:
-    """Run the ``herald`` command as an operator would, configured like ``settings``."""
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=herald_env(settings),
-        timeout=60,
-        check=False,
-    )
+    """Run the ``herald`` command as an operator would; its output, once it succeeded."""
+    done = run_herald(settings, *args, stdin=stdin)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
