@@ -11,9 +11,11 @@ creates nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -50,25 +52,53 @@ def entity_id(data: dict[str, object]) -> str | None:
 #: How a dead letter's status message begins, by error class.
 DEAD_LETTER_LABELS = {
     "malformed_message": "malformed message",
+    "oversized_message": "oversized message",
     "unknown_tenant": "unknown tenant",
 }
 
+#: The longest message a worker parses (characters). Each delivery row keeps its message, so
+#: a 50 MB change fanned out to 30 events would write 1.5 GB; an entity change is a record,
+#: not a file. A longer one is a dead letter that keeps its first :data:`KEPT_CHARS`.
+MAX_MESSAGE_CHARS = 1024 * 1024
+KEPT_CHARS = 64 * 1024
+_TENANT_FIELD = re.compile(r'"tenantId"\s*:\s*"([^"\\]{1,256})"')
+
+
+def oversized_row(raw: str) -> NewDelivery:
+    """The dead letter of a message over :data:`MAX_MESSAGE_CHARS`, never parsed whole."""
+    head = raw[:KEPT_CHARS]
+    found = _TENANT_FIELD.search(head)
+    row = dead_letter_row(
+        head,
+        f"{len(raw):,} characters (at most {MAX_MESSAGE_CHARS:,}); the first "
+        f"{KEPT_CHARS:,} are kept: publish it again within the limit",
+        error_class="oversized_message",
+        tenant=found.group(1) if found else "",
+    )
+    # Its id is the whole message's: the same message published twice is one dead letter.
+    return dataclasses.replace(row, id=_dlq_id(raw))
+
+
+def _dlq_id(raw: str) -> str:
+    return "DLQ-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
+
 
 def dead_letter_row(
-    raw: str, reason: str, *, error_class: str = "malformed_message"
+    raw: str, reason: str, *, error_class: str = "malformed_message", tenant: str | None = None
 ) -> NewDelivery:
     """An unprocessable message, kept with the reason where the activity API shows it.
 
     ``herald dead-letters`` lists it, and the API's replay sends it again once corrected.
     """
-    tenant = ""
-    try:
-        parsed = json.loads(raw)
-        if isinstance(parsed, dict) and isinstance(parsed.get("tenantId"), str):
-            tenant = parsed["tenantId"][:256]
-    except (ValueError, RecursionError):
-        pass
-    dlq_id = "DLQ-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
+    if tenant is None:
+        tenant = ""
+        try:
+            parsed = json.loads(raw)
+            if isinstance(parsed, dict) and isinstance(parsed.get("tenantId"), str):
+                tenant = parsed["tenantId"][:256]
+        except (ValueError, RecursionError):
+            pass
+    dlq_id = _dlq_id(raw)
     label = DEAD_LETTER_LABELS.get(error_class, error_class.replace("_", " "))
     log.warning("dead-lettered %s %s: %s", label, dlq_id, reason)
     return NewDelivery(
@@ -106,6 +136,11 @@ def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
     plan = Plan()
     changes: list[EntityChange] = []
     for raw in raws:
+        if len(raw) > MAX_MESSAGE_CHARS:
+            row = oversized_row(raw)
+            plan.rows.append(row)
+            plan.dead_letters.append(row.id)
+            continue
         try:
             changes.append(EntityChange.model_validate_json(raw))
         except ValidationError as exc:

@@ -70,3 +70,22 @@ def test_with_the_database_unreachable_a_message_is_parked_in_the_ingest_retry_s
     # One line that says what is wrong, not a traceback per batch.
     assert "database" in log.lower() and "127.0.0.1:1" in log
     assert "Traceback" not in log
+
+
+def test_a_message_over_a_mib_is_a_dead_letter_keeping_its_head(
+    settings: Settings, store: Store, redis_client: Any, worker: WorkerProcess
+) -> None:
+    store.create_tenant("client_big")
+    body = change(
+        "client_big", {"id": "INC-1", "blob": "x" * (2 * 1024 * 1024)}, message_id="m-big"
+    )
+    raw = json.dumps({"tenantId": body.pop("tenantId"), **body})  # the tenant first, as sent
+    redis_client.xadd(settings.stream_key, {"message": raw})
+
+    [row] = wait_for(lambda: dead_letters(settings), 30, what="the dead letter")
+    assert row["errorClass"] == "oversized_message"
+    assert f"{len(raw):,} characters (at most 1,048,576)" in row["statusMessage"]
+    assert row["message"] == raw[: 64 * 1024]
+    [kept] = store.dead_letters()
+    assert kept.tenant_id == "client_big"
+    wait_for(lambda: redis_client.xlen(settings.stream_key) == 0, 10, what="the ack")
