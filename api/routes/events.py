@@ -1,0 +1,84 @@
+"""Integration events of an installed integration: create, list, read, delete, (de)activate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import ServicesDep, TenantDep, event_or_404, installed_or_404
+from api.validation import validate_event
+from api.views import event_view
+from integrations.models import IntegrationEventIn
+
+TENANT = "/api/v2/tenants/{clientId}"
+
+router = APIRouter(
+    prefix=TENANT + "/integrations/installed/{installedIntgId}", tags=["integration events"]
+)
+
+
+@router.post("/event")
+def create_event(
+    clientId: TenantDep, svc: ServicesDep, installedIntgId: str, body: IntegrationEventIn
+) -> dict[str, Any]:
+    """Create an event (the seed's ``Create integration event``)."""
+    installed_or_404(svc, clientId, installedIntgId)
+    validate_event(body, svc.settings)
+    return event_view(svc.store.create_event(clientId, installedIntgId, body))
+
+
+@router.get("/events")
+def list_events(clientId: TenantDep, svc: ServicesDep, installedIntgId: str) -> dict[str, Any]:
+    """Every event of the installed integration."""
+    installed_or_404(svc, clientId, installedIntgId)
+    events = [event_view(e) for e in svc.store.list_events(clientId, installedIntgId)]
+    return {"results": events, "totalResults": len(events)}
+
+
+@router.get("/event/{eventId}")
+def get_event(
+    clientId: TenantDep, svc: ServicesDep, installedIntgId: str, eventId: str
+) -> dict[str, Any]:
+    """One event, secrets masked."""
+    return event_view(event_or_404(svc, clientId, installedIntgId, eventId))
+
+
+@router.delete("/event/{eventId}")
+def delete_event(
+    clientId: TenantDep, svc: ServicesDep, installedIntgId: str, eventId: str
+) -> dict[str, Any]:
+    """Delete an event; its activity history stays."""
+    event_or_404(svc, clientId, installedIntgId, eventId)
+    svc.store.delete_event(clientId, eventId)
+    return {"id": eventId, "deleted": True}
+
+
+def _set_active(
+    svc: ServicesDep, client_id: str, installed_id: str, event_id: str, active: bool
+) -> dict[str, Any]:
+    event_or_404(svc, client_id, installed_id, event_id)
+    if active:
+        # A re-activated event starts with a clean record: old failures must not disable it
+        # again at its first hiccup.
+        svc.clear_failure_streak(event_id)
+    reason = None if active else "deactivated through the API"
+    ev = svc.store.set_event_active(event_id, active, reason)
+    assert ev is not None
+    return event_view(ev)
+
+
+@router.post("/event/{eventId}/activate", name="activate_event")
+def activate_event(
+    clientId: TenantDep, svc: ServicesDep, installedIntgId: str, eventId: str
+) -> dict[str, Any]:
+    """Let the event match changes again."""
+    return _set_active(svc, clientId, installedIntgId, eventId, True)
+
+
+@router.post("/event/{eventId}/deactivate", name="deactivate_event")
+def deactivate_event(
+    clientId: TenantDep, svc: ServicesDep, installedIntgId: str, eventId: str
+) -> dict[str, Any]:
+    """Stop the event matching changes."""
+    return _set_active(svc, clientId, installedIntgId, eventId, False)

@@ -1,0 +1,65 @@
+"""``POST /auth/oauth/token``: a bearer token for a tenant's client credentials."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse
+
+from api.auth import basic_credentials
+from api.deps import ServicesDep
+
+router = APIRouter(tags=["token"])
+
+
+@router.post("/auth/oauth/token")
+def token(
+    request: Request,
+    svc: ServicesDep,
+    grant_type: Annotated[str, Form()] = "client_credentials",
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+) -> JSONResponse:
+    """Client credentials (form fields or HTTP Basic) for a bearer token scoped to a tenant."""
+    if grant_type != "client_credentials":
+        return JSONResponse(
+            {
+                "error": "unsupported_grant_type",
+                "error_description": "only client_credentials is supported",
+            },
+            status_code=400,
+        )
+    creds = basic_credentials(request)
+    if creds is not None and client_id is None:
+        client_id, client_secret = creds
+    address = request.client.host if request.client else "unknown"
+    # Checked before the secret is hashed: a throttled guess costs no PBKDF2.
+    wait = svc.throttle.retry_after(client_id or "", address)
+    if wait is not None:
+        return JSONResponse(
+            {
+                "error": "too_many_requests",
+                "error_description": f"too many failed token requests; retry in {wait} s",
+            },
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
+    store = svc.store
+    if not client_id or not client_secret or not store.verify_tenant(client_id, client_secret):
+        svc.throttle.failed(client_id or "", address)
+        return JSONResponse(
+            {"error": "invalid_client", "error_description": "unknown client or wrong secret"},
+            status_code=401,
+        )
+    svc.throttle.succeeded(client_id)
+    ttl = svc.settings.api_token_ttl
+    return JSONResponse(
+        {
+            "access_token": store.issue_token(client_id, ttl),
+            "token_type": "bearer",
+            "expires_in": ttl,
+            "scope": "global",
+        },
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,44 @@
+"""Save-time checks of an integration event beyond its model (each a 400 naming the field)."""
+
+from __future__ import annotations
+
+from integrations.config import Settings
+from integrations.errors import HeraldError, InvalidInput
+from integrations.models import IntegrationEventIn
+from integrations.rulebook import compile_criteria, validate_template
+from notifiers.safety import check_literal_url
+from notifiers.urls import resolve_url
+
+
+def check_urls(spec_urls: dict[str, str | None], settings: Settings) -> None:
+    """Refuse at save time a URL whose host is a literal address Herald will not reach."""
+    for field, url in spec_urls.items():
+        if url:
+            if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+                # Credentials in a URL end up in logs and activity rows; they belong in the
+                # notifier's auth fields, which are sealed.
+                raise InvalidInput(field, "must not contain credentials; use authType BASIC")
+            reason = check_literal_url(url, settings.allowed_networks)
+            if reason:
+                raise InvalidInput(field, reason)
+
+
+def validate_event(spec: IntegrationEventIn, settings: Settings) -> None:
+    """Checks beyond the model: regexes, template syntax, URLs (each a 400 naming the field)."""
+    compile_criteria(spec.filterCriteria, spec.entity)
+    validate_template(spec.template)
+    n = spec.notifier
+    if n is not None and not spec.useBaseNotifier:
+        try:
+            resolve_url(n.baseURI, spec.endPointURI)
+        except HeraldError as exc:
+            raise InvalidInput("endPointURI", exc.reason) from None
+    check_urls(
+        {
+            "endPointURI": spec.endPointURI,
+            "notifier.baseURI": n.baseURI if n else None,
+            "notifier.accessTokenURL": n.accessTokenURL if n else None,
+            "notifier.tokenURL": n.tokenURL if n else None,
+        },
+        settings,
+    )
