@@ -1,4 +1,7 @@
-"""``POST /auth/oauth/token``: a bearer token for a tenant's client credentials."""
+"""``POST /auth/oauth/token``: a bearer token for a tenant's client credentials.
+
+OpsRamp's clients ask at ``/tenancy/auth/oauth/token``; both paths take the same form.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from api.deps import ServicesDep
 router = APIRouter(tags=["token"])
 
 
+@router.post("/tenancy/auth/oauth/token")
 @router.post("/auth/oauth/token")
 def token(
     request: Request,

@@ -57,3 +57,19 @@ def test_an_address_is_limited_across_client_ids_and_a_success_clears_its_client
     codes = [login(api, f"client_{i}", "x").status_code for i in range(POLICY.per_address)]
     assert codes[: POLICY.per_address - spent] == [401] * (POLICY.per_address - spent)
     assert codes[-1] == 429
+
+
+def test_opsramp_clients_get_their_token_at_the_tenancy_path(
+    api: httpx.Client, store: Store
+) -> None:
+    secret = store.create_tenant("client_o")
+    data = {"grant_type": "client_credentials", "client_id": "client_o", "client_secret": secret}
+    r = api.post("/tenancy/auth/oauth/token", data=data)
+    assert r.status_code == 200, r.text
+    access = r.json()["access_token"]
+    page = "/api/v2/tenants/client_o/integrations/installed/none"
+    assert api.get(page, headers={"Authorization": f"Bearer {access}"}).status_code == 404
+    # The same throttle counts failures at both paths.
+    for _ in range(POLICY.per_client):
+        api.post("/tenancy/auth/oauth/token", data={**data, "client_secret": "wrong"})
+    assert login(api, "client_o", secret).status_code == 429
