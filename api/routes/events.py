@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from api.deps import ServicesDep, TenantDep, event_or_404, installed_or_404
 from api.validation import validate_event
@@ -42,6 +42,27 @@ def get_event(
 ) -> dict[str, Any]:
     """One event, secrets masked."""
     return event_view(event_or_404(svc, clientId, installedIntgId, eventId))
+
+
+@router.post("/event/{eventId}")
+@router.put("/event/{eventId}")
+def update_event(
+    clientId: TenantDep,
+    svc: ServicesDep,
+    installedIntgId: str,
+    eventId: str,
+    body: IntegrationEventIn,
+) -> dict[str, Any]:
+    """Replace an event (OpsRamp's update); secrets it omits keep their stored values.
+
+    Every worker compiles the new version at its next batch.
+    """
+    event_or_404(svc, clientId, installedIntgId, eventId)
+    validate_event(body, svc.settings)
+    updated = svc.store.update_event(clientId, eventId, body)
+    if updated is None:
+        raise HTTPException(404, f"integration event {eventId} not found")
+    return event_view(updated)
 
 
 @router.delete("/event/{eventId}")

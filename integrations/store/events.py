@@ -25,7 +25,12 @@ from integrations.models import (
     is_credential_header,
 )
 from integrations.store.engine import StoreBase, bump_config_version, chunks, owned
-from integrations.store.records import InstalledIntegration, StoredEvent, split_secrets
+from integrations.store.records import (
+    InstalledIntegration,
+    StoredEvent,
+    keep_omitted_secrets,
+    split_secrets,
+)
 from integrations.tables import (
     FilterCriteriaRow,
     FilterRuleRow,
@@ -153,10 +158,8 @@ class EventStore(StoreBase):
     def _event_of(self, s: Session, row: IntegrationEventRow) -> StoredEvent:
         return self._event(row, self._base_notifiers(s, [row.installed_id]).get(row.installed_id))
 
-    def create_event(
-        self, tenant_id: str, installed_id: str, spec: IntegrationEventIn
-    ) -> StoredEvent:
-        """Store an integration event; filter criteria and each rule get numeric ids."""
+    def _write(self, row: IntegrationEventRow, spec: IntegrationEventIn) -> None:
+        """Put ``spec`` in ``row``: its public config, its sealed secrets, its criteria."""
         config = spec.model_dump(mode="json", exclude={"filterCriteria", "notifier"})
         hidden: dict[str, Any] = {}
         if spec.notifier is not None:
@@ -172,17 +175,12 @@ class EventStore(StoreBase):
             config["headers"][int(i)]["value"] = MASK
         if sealed_headers:
             hidden["headers"] = sealed_headers
-        row = IntegrationEventRow(
-            id=f"INTG-EVENT-{uuid.uuid4()}",
-            tenant_id=tenant_id,
-            installed_id=installed_id,
-            name=spec.name,
-            entity=spec.entity.value,
-            event_type=spec.eventType.value,
-            active=True,
-            config=json.dumps(config),
-            notifier_secrets=self._box.seal(hidden),
-        )
+        row.name = spec.name
+        row.entity = spec.entity.value
+        row.event_type = spec.eventType.value
+        row.config = json.dumps(config)
+        row.notifier_secrets = self._box.seal(hidden)
+        row.criteria = None
         if spec.filterCriteria is not None:
             row.criteria = FilterCriteriaRow(
                 name=spec.filterCriteria.name or spec.name,
@@ -198,8 +196,42 @@ class EventStore(StoreBase):
                     for i, r in enumerate(spec.filterCriteria.rules)
                 ],
             )
+
+    def create_event(
+        self, tenant_id: str, installed_id: str, spec: IntegrationEventIn
+    ) -> StoredEvent:
+        """Store an integration event; filter criteria and each rule get numeric ids."""
+        row = IntegrationEventRow(
+            id=f"INTG-EVENT-{uuid.uuid4()}",
+            tenant_id=tenant_id,
+            installed_id=installed_id,
+            active=True,
+        )
+        self._write(row, spec)
         with self.session() as s:
             s.add(row)
+            bump_config_version(s)
+            s.flush()
+            return self._event_of(s, row)
+
+    def update_event(
+        self, tenant_id: str, event_id: str, spec: IntegrationEventIn
+    ) -> StoredEvent | None:
+        """Replace an event with ``spec``, keeping the stored value of every secret it omits
+        (a notifier secret left out, a header sent back as ``***``); ``None`` if unknown.
+
+        Its ``updated_at`` moves, so every worker compiles the new version at its next batch.
+        """
+        with self.session() as s:
+            row = owned(s, IntegrationEventRow, event_id, tenant_id)
+            if row is None:
+                return None
+            merged = keep_omitted_secrets(spec, self._event_of(s, row).spec)
+            # The old criteria go first: the new ones take the same unique event_id.
+            row.criteria = None
+            s.flush()
+            self._write(row, merged)
+            row.updated_at = utcnow()
             bump_config_version(s)
             s.flush()
             return self._event_of(s, row)

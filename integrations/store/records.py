@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum, nonmember
 from typing import Any
 
-from integrations.models import SECRET_FIELDS, IntegrationEventIn, Notifier
+from integrations.models import MASK, SECRET_FIELDS, Header, IntegrationEventIn, Notifier
 
 
 class DeliveryStatus(StrEnum):
@@ -45,6 +45,31 @@ def split_secrets(notifier: Notifier) -> tuple[dict[str, Any], dict[str, Any]]:
     data = notifier.model_dump(mode="json", exclude_none=True)
     hidden = {k: data.pop(k) for k in SECRET_FIELDS if k in data}
     return data, hidden
+
+
+def keep_omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> IntegrationEventIn:
+    """``new`` with every secret it omits taken from ``old`` (pure).
+
+    The API never shows a secret, so an update built from what it showed leaves notifier
+    secrets out and sends secret headers back as ``***``: those keep their stored values.
+    """
+    notifier = new.notifier
+    if notifier is not None and old.notifier is not None:
+        kept = {
+            field: getattr(old.notifier, field)
+            for field in SECRET_FIELDS
+            if getattr(notifier, field) is None and getattr(old.notifier, field) is not None
+        }
+        if kept:
+            notifier = notifier.model_copy(update=kept)
+    stored = {h.key.lower(): h.value for h in old.headers}
+    headers = [
+        Header(key=h.key, value=stored[h.key.lower()])
+        if h.value == MASK and h.key.lower() in stored
+        else h
+        for h in new.headers
+    ]
+    return new.model_copy(update={"notifier": notifier, "headers": headers})
 
 
 @dataclass(frozen=True)
