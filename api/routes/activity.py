@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Services, ServicesDep, TenantDep
+from api.paging import PageDep
 from api.replay import replay
 from api.views import activity_view
 from integrations.store import Delivery, DeliveryStatus
@@ -34,13 +34,12 @@ class BulkReplayIn(BaseModel):
 def activity(
     clientId: TenantDep,
     svc: ServicesDep,
+    page: PageDep,
     eventId: str | None = None,
     status: str | None = None,
     messageId: str | None = None,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
-    pageNo: Annotated[int, Query(ge=1)] = 1,
-    pageSize: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """A page of the tenant's activity, newest first."""
     rows, total = svc.store.list_deliveries(
@@ -50,19 +49,15 @@ def activity(
         message_id=messageId,
         since=start,
         until=end,
-        offset=(pageNo - 1) * pageSize,
-        limit=pageSize,
+        offset=page.offset,
+        limit=page.size,
     )
-    pages = max(1, math.ceil(total / pageSize))
-    return {
-        "results": [activity_view(d) for d in rows],
-        "totalResults": total,
-        "pageNo": pageNo,
-        "pageSize": pageSize,
-        "totalPages": pages,
-        "nextPage": pageNo < pages,
-        "duplicatesDropped": svc.store.duplicate_count(clientId),
-    }
+    # Newest first is the store's order; OpsRamp's ascending flag reverses the page.
+    descending = page.descending_or(True)
+    views = [activity_view(d) for d in rows]
+    body = page.body(views if descending else views[::-1], total, descending)
+    body["duplicatesDropped"] = svc.store.duplicate_count(clientId)
+    return body
 
 
 def _activity_or_404(svc: Services, client_id: str, activity_id: str) -> Delivery:

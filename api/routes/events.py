@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from api.deps import ServicesDep, TenantDep, event_or_404, installed_or_404
+from api.paging import PageDep
 from api.validation import validate_event
 from api.views import event_view
 from integrations.models import IntegrationEventIn
@@ -29,11 +30,18 @@ def create_event(
 
 
 @router.get("/events")
-def list_events(clientId: TenantDep, svc: ServicesDep, installedIntgId: str) -> dict[str, Any]:
-    """Every event of the installed integration."""
+def list_events(
+    clientId: TenantDep, svc: ServicesDep, installedIntgId: str, page: PageDep
+) -> dict[str, Any]:
+    """The events of the installed integration, a page at a time (oldest first unless
+    ``isDescendingOrder``)."""
     installed_or_404(svc, clientId, installedIntgId)
-    events = [event_view(e) for e in svc.store.list_events(clientId, installedIntgId)]
-    return {"results": events, "totalResults": len(events)}
+    events = svc.store.list_events(clientId, installedIntgId)
+    descending = page.descending_or(False)
+    if descending:
+        events.reverse()
+    chosen = events[page.offset : page.offset + page.size]
+    return page.body([event_view(e) for e in chosen], len(events), descending)
 
 
 @router.get("/event/{eventId}")

@@ -387,6 +387,7 @@ def test_activity_of_an_unknown_id_is_404_and_listing_paginates(
         "pageSize": 10,
         "totalPages": 1,
         "nextPage": False,
+        "descendingOrder": True,
         "duplicatesDropped": 0,
     }
 
