@@ -94,6 +94,11 @@ class GrantType(TolerantEnum):
     PASSWORD = "PASSWORD"
     REFRESH_TOKEN = "REFRESH_TOKEN"
 
+    @classmethod
+    def aliases(cls) -> dict[str, str]:
+        # OpsRamp's integrations write the resource-owner grant PASSWORD_CREDENTIALS.
+        return {"PASSWORDCREDENTIALS": "PASSWORD"}  # folded, as every alias key
+
 
 class HttpMethod(TolerantEnum):
     """``thirdPartyEventType``: the HTTP method of the outbound request."""

@@ -156,6 +156,8 @@ def test_secrets_are_never_returned_and_not_stored_in_clear(
         ("NOT_CONTAINS", "operator", "Not Contains"),
         ("REST API", "type", "REST_API"),
         ("rest_api", "type", "REST_API"),
+        # Issue 10: OpsRamp writes the resource-owner grant so.
+        ("PASSWORD_CREDENTIALS", "grantType", "PASSWORD"),
     ],
 )
 def test_enum_spellings_opsramp_clients_send_are_tolerated(
@@ -172,6 +174,8 @@ def test_enum_spellings_opsramp_clients_send_are_tolerated(
         body["filterCriteria"]["rules"][0]["resourceType"] = spelling
     elif field == "operator":
         body["filterCriteria"]["rules"][0]["operator"] = spelling
+    elif field == "grantType":
+        body["notifier"]["grantType"] = spelling
     else:
         body["notifier"]["type"] = spelling
     r = client.post(EVENTS.format(installed), json=body, headers=auth)
@@ -181,6 +185,7 @@ def test_enum_spellings_opsramp_clients_send_are_tolerated(
         "entity": out["entity"],
         "operator": out["filterCriteria"]["rules"][0]["operator"],
         "type": out["notifier"]["type"],
+        "grantType": out["notifier"].get("grantType"),
     }[field]
     assert got == expected
 
