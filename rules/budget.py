@@ -10,8 +10,9 @@ a nested loop of 10^10 steps held a worker until the task's hard time limit. So:
   :data:`MAX_VALUE` before computing it.
 * Every filter and every method call is checked the same way: no width, count or length
   argument above :data:`MAX_VALUE`, and no text result above it.
-* Every ``for`` loop and ``range`` steps through :meth:`Budget.step`: at most
-  :data:`MAX_STEPS` steps per render, and the clock is read every few hundred of them.
+* Every ``for`` loop, ``range`` and call (a macro calling itself, a recursive ``loop()``)
+  steps through :meth:`Budget.step`: at most :data:`MAX_STEPS` steps per render, and the
+  clock is read every few hundred of them. ``~`` is rewritten into :func:`concat`, checked.
 * The output is counted as it is produced: at most :data:`MAX_OUTPUT` characters, within
   :data:`MAX_SECONDS`.
 
@@ -163,7 +164,7 @@ def checked_binop(op: str, left: Any, right: Any) -> Any:
         return operator.add(left, right)
     if op == "%":
         if isinstance(left, str):
-            check_printf(left)
+            check_printf(left, right)
         return operator.mod(left, right)
     raise ValueError(f"not an intercepted operator: {op}")
 
@@ -173,11 +174,15 @@ def _check_width(digits: str | None) -> None:
         raise BudgetExceeded(f"a format width of {digits} (at most {MAX_VALUE:,})")
 
 
-def check_printf(spec: str) -> None:
-    """Refuse a printf-style format whose width or precision exceeds :data:`MAX_VALUE`."""
+def check_printf(spec: str, args: Any = ()) -> None:
+    """Refuse a printf-style format whose width or precision exceeds :data:`MAX_VALUE`,
+    written in it or given as a ``*`` argument."""
     for match in _PRINTF_WIDTH.finditer(spec):
         for digits in match.groups():
             _check_width(digits)
+    if "*" in spec:
+        given = args if isinstance(args, tuple) else (args,)
+        check_arguments("format", [a for a in given if isinstance(a, int)], always=True)
 
 
 def check_format(spec: str) -> None:
@@ -195,10 +200,10 @@ SIZED_ARGUMENTS: Final = frozenset(
 )
 
 
-def check_arguments(name: str, args: Iterable[Any]) -> None:
+def check_arguments(name: str, args: Iterable[Any], *, always: bool = False) -> None:
     """Refuse a width, count or length argument over :data:`MAX_VALUE` (only for the
-    :data:`SIZED_ARGUMENTS` functions)."""
-    if name not in SIZED_ARGUMENTS:
+    :data:`SIZED_ARGUMENTS` functions, unless ``always``)."""
+    if name not in SIZED_ARGUMENTS and not always:
         return
     for arg in args:
         if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_VALUE:
@@ -212,6 +217,27 @@ def check_result(name: str, value: Any) -> Any:
     if isinstance(value, str | bytes | list | tuple) and len(value) > MAX_VALUE:
         raise _too_big(f"the result of {name}()", len(value))
     return value
+
+
+def concat(*parts: Any) -> str:
+    """Jinja's ``~``, refused before it is built when the result would be too long (every
+    ``~`` of a template is rewritten into a call of this)."""
+    texts = [p if isinstance(p, str) else str(p) for p in parts]
+    size = sum(len(t) for t in texts)
+    if size > MAX_VALUE:
+        raise _too_big("a concatenation", size)
+    return "".join(texts)
+
+
+def check_joined(name: str, value: Any, separator: Any = "") -> None:
+    """``join`` and ``sum`` build one value from many: refuse before, from the lengths."""
+    if not isinstance(value, list | tuple):
+        return
+    sizes = [len(v) for v in value if isinstance(v, str | bytes | list | tuple)]
+    sep = len(separator) if isinstance(separator, str) else 0
+    size = sum(sizes) + sep * max(len(value) - 1, 0)
+    if size > MAX_VALUE:
+        raise _too_big(f"the result of {name}()", size)
 
 
 def check_replace(value: Any, args: tuple[Any, ...]) -> None:
@@ -234,8 +260,15 @@ def budgeted_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
     def call(*args: Any, **kwargs: Any) -> Any:
         check_arguments(name, (*args[first:], *kwargs.values()))
-        if name == "replace" and len(args) >= first:
-            check_replace(args[first - 1], tuple(args[first:]))
+        if len(args) >= first:
+            value = args[first - 1]
+            if name == "replace":
+                check_replace(value, tuple(args[first:]))
+            elif name == "format" and isinstance(value, str):
+                check_printf(value, tuple(args[first:]))  # the format is the filtered value
+            elif name in {"join", "sum"}:
+                sep = args[first] if len(args) > first else kwargs.get("d", "")
+                check_joined(name, value, sep)
         return check_result(name, fn(*args, **kwargs))
 
     call.__wrapped__ = fn  # type: ignore[attr-defined]

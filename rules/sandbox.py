@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
 from rules import budget
 from rules.errors import RuleError
@@ -81,6 +82,8 @@ def _begin_expression(index: int) -> Callable[[Any], str]:
 
 #: The global every ``for`` loop's iterable is passed through (see :func:`_step_loops`).
 STEPS_FN: Final = "__herald_steps"
+#: The global every ``~`` is rewritten into.
+CONCAT_FN: Final = "__herald_concat"
 
 
 class _Environment(ImmutableSandboxedEnvironment):
@@ -101,6 +104,9 @@ class _Environment(ImmutableSandboxedEnvironment):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
+        # Every call is a step: a macro calling itself, or a recursive loop(), never passes
+        # through a for loop's counted iterable.
+        budget.current().step()
         name = getattr(__obj, "__name__", type(__obj).__name__)
         # The sandbox hands out str.format wrapped; the wrapper keeps the bound method.
         receiver = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
@@ -146,6 +152,7 @@ def _make_environment() -> _Environment:
     env.globals[TOKEN_FN] = _emit_token
     env.globals[EXPR_FN] = _begin_expression
     env.globals[STEPS_FN] = budget.stepped
+    env.globals[CONCAT_FN] = budget.concat
     env.globals["range"] = budget.BudgetRange
     # lipsum(n) makes n paragraphs in one call, before any budget can look at them.
     env.globals.pop("lipsum", None)
@@ -153,14 +160,27 @@ def _make_environment() -> _Environment:
     return env
 
 
-def _step_loops(tree: nodes.Template) -> nodes.Template:
+class _Budgeted(NodeTransformer):
     """Pass every ``for`` loop's iterable through :func:`rules.budget.stepped`, so that every
-    loop step is counted (nested loops over data lists included)."""
-    for loop in list(tree.find_all(nodes.For)):
-        loop.iter = nodes.Call(
-            nodes.Name(STEPS_FN, "load"), [loop.iter], [], None, None, lineno=loop.lineno
+    loop step is counted (nested loops over data lists included), and make every ``~`` a
+    call of :func:`rules.budget.concat`, so that no concatenation outgrows the budget."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        visited = cast(nodes.For, self.generic_visit(node))
+        visited.iter = nodes.Call(
+            nodes.Name(STEPS_FN, "load"), [visited.iter], [], None, None, lineno=node.lineno
         )
-    return tree
+        return visited
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        visited = cast(nodes.Concat, self.generic_visit(node))
+        name = nodes.Name(CONCAT_FN, "load", lineno=node.lineno)
+        return nodes.Call(name, list(visited.nodes), [], None, None, lineno=node.lineno)
+
+
+def _step_loops(tree: nodes.Template) -> nodes.Template:
+    """``tree`` with every loop counted and every ``~`` checked (see :class:`_Budgeted`)."""
+    return cast(nodes.Template, _Budgeted().visit(tree))
 
 
 # Configured once at import and never changed afterwards; Jinja environments are safe to
@@ -187,7 +207,7 @@ def compile_jinja(source: str, slots: tuple[Slot, ...]) -> Compiled:
         raise RuleError(
             "payload", f"template error on line {exc.lineno}: {exc.message or exc}"
         ) from None
-    return Compiled(compiled, slots, frozenset(names - {TOKEN_FN, EXPR_FN, STEPS_FN}))
+    return Compiled(compiled, slots, frozenset(names - {TOKEN_FN, EXPR_FN, STEPS_FN, CONCAT_FN}))
 
 
 def render_jinja(
