@@ -291,7 +291,24 @@ class Sender:
         assert self._abuilder is not None
         try:
             outgoing, flow, applied = self._build(self._abuilder, request)
-            started = self._clock()
+            # The deadline's context variable too: a token request made for this exchange
+            # runs in a thread (asyncio.to_thread copies the context), which the timeout
+            # below cannot interrupt.
+            with exchange_deadline(time.monotonic() + self._exchange_seconds()):
+                return await self._send_async_within(client, request, outgoing, flow, applied)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _error(exc, request.url) from None
+
+    async def _send_async_within(
+        self,
+        client: httpx.AsyncClient,
+        request: OutboundRequest,
+        outgoing: httpx.Request,
+        flow: NotifierAuth | None,
+        applied: AppliedAuth,
+    ) -> DeliveryResponse:
+        started = self._clock()
+        try:
             async with asyncio.timeout(self._exchange_seconds()):
                 response = await client.send(
                     outgoing, auth=flow or _NO_FLOW, follow_redirects=False, stream=True
