@@ -38,8 +38,9 @@ def token(
     if creds is not None and client_id is None:
         client_id, client_secret = creds
     address = request.client.host if request.client else "unknown"
-    # Checked before the secret is hashed: a throttled guess costs no PBKDF2.
-    wait = svc.throttle.retry_after(client_id or "", address)
+    # Reserved before the secret is hashed: a throttled guess costs no PBKDF2, and
+    # concurrent guesses are each counted before any is checked.
+    wait = svc.throttle.reserve(client_id or "", address)
     if wait is not None:
         return JSONResponse(
             {
@@ -51,12 +52,11 @@ def token(
         )
     store = svc.store
     if not client_id or not client_secret or not store.verify_tenant(client_id, client_secret):
-        svc.throttle.failed(client_id or "", address)
         return JSONResponse(
             {"error": "invalid_client", "error_description": "unknown client or wrong secret"},
             status_code=401,
         )
-    svc.throttle.succeeded(client_id)
+    svc.throttle.succeeded(client_id, address)
     ttl = svc.settings.api_token_ttl
     return JSONResponse(
         {

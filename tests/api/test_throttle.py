@@ -73,3 +73,14 @@ def test_opsramp_clients_get_their_token_at_the_tenancy_path(
     for _ in range(POLICY.per_client):
         api.post("/tenancy/auth/oauth/token", data={**data, "client_secret": "wrong"})
     assert login(api, "client_o", secret).status_code == 429
+
+
+def test_concurrent_guesses_cannot_slip_past_the_limit(api: httpx.Client, store: Store) -> None:
+    # Found in review: checked first and counted after the hashing, 64 at once got 47 401s.
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.create_tenant("client_c")
+    with ThreadPoolExecutor(32) as pool:
+        codes = list(pool.map(lambda i: login(api, "client_c", f"g{i}").status_code, range(64)))
+    assert codes.count(401) == POLICY.per_client
+    assert codes.count(429) == 64 - POLICY.per_client
