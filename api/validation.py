@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from integrations.config import Settings
 from integrations.errors import HeraldError, InvalidInput
 from integrations.models import IntegrationEventIn
@@ -21,6 +23,22 @@ def check_urls(spec_urls: dict[str, str | None], settings: Settings) -> None:
             reason = check_literal_url(url, settings.allowed_networks)
             if reason:
                 raise InvalidInput(field, reason)
+
+
+def destinations(spec: IntegrationEventIn) -> frozenset[str]:
+    """The origins (scheme, host, port) an event sends to or asks tokens from."""
+    n = spec.notifier
+    urls: list[str | None] = [n.accessTokenURL, n.tokenURL] if n is not None else []
+    try:
+        urls.append(resolve_url(n.baseURI if n else None, spec.endPointURI))
+    except HeraldError:
+        urls.append(spec.endPointURI)
+    origins = set()
+    for url in urls:
+        if url:
+            parts = urlsplit(url if "://" in url else f"https://{url}")
+            origins.add(f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}")
+    return frozenset(origins)
 
 
 def validate_event(spec: IntegrationEventIn, settings: Settings) -> None:

@@ -8,9 +8,11 @@ from fastapi import APIRouter, HTTPException
 
 from api.deps import ServicesDep, TenantDep, event_or_404, installed_or_404
 from api.paging import PageDep
-from api.validation import validate_event
+from api.validation import destinations, validate_event
 from api.views import event_view
+from integrations.errors import InvalidInput
 from integrations.models import IntegrationEventIn
+from integrations.store.records import omitted_secrets
 
 TENANT = "/api/v2/tenants/{clientId}"
 
@@ -65,8 +67,17 @@ def update_event(
 
     Every worker compiles the new version at its next batch.
     """
-    event_or_404(svc, clientId, installedIntgId, eventId)
+    current = event_or_404(svc, clientId, installedIntgId, eventId)
     validate_event(body, svc.settings)
+    kept = omitted_secrets(body, current.spec)
+    if kept and destinations(body) != destinations(current.spec):
+        # Kept secrets would follow the event to hosts they were never meant for: any
+        # holder of the tenant's token could read them out at a host of their own.
+        raise InvalidInput(
+            kept[0],
+            "the event's endpoints changed, so its stored secrets are not kept: send "
+            f"{', '.join(kept)} again",
+        )
     updated = svc.store.update_event(clientId, eventId, body)
     if updated is None:
         raise HTTPException(404, f"integration event {eventId} not found")

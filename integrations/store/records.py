@@ -47,6 +47,24 @@ def split_secrets(notifier: Notifier) -> tuple[dict[str, Any], dict[str, Any]]:
     return data, hidden
 
 
+def omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> list[str]:
+    """The fields whose stored secret :func:`keep_omitted_secrets` would keep (pure)."""
+    kept: list[str] = []
+    if new.notifier is not None and old.notifier is not None:
+        kept += [
+            f"notifier.{field}"
+            for field in SECRET_FIELDS
+            if getattr(new.notifier, field) is None and getattr(old.notifier, field) is not None
+        ]
+    stored = {h.key.lower() for h in old.headers}
+    kept += [
+        f"headers[{i}].value"
+        for i, h in enumerate(new.headers)
+        if h.value == MASK and h.key.lower() in stored
+    ]
+    return kept
+
+
 def keep_omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> IntegrationEventIn:
     """``new`` with every secret it omits taken from ``old`` (pure).
 

@@ -121,3 +121,28 @@ def test_updating_an_unknown_event_is_a_404_and_a_bad_body_a_400(
     bad = {**body, "entity": "INCIDENTS"}
     r = api.post(f"{EVENTS.format(installed)}/{created['id']}", json=bad, headers=auth)
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "entity"
+
+
+def test_stored_secrets_do_not_follow_an_event_to_a_new_host(
+    http: httpx.Client, store: Store
+) -> None:
+    # Found in review: a PUT to another host that left the password out kept it, so any
+    # holder of the tenant's token could read the secrets out at a host of their own.
+    api = http
+    auth, installed = setup(api, store)
+    body = event_body("http://127.0.0.1:9", "x", userName="herald", password="pw-1")
+    created = api.post(EVENTS.format(installed), json=body, headers=auth).json()
+    moved = event_body("http://127.0.0.2:9", "x", userName="herald")
+    moved["headers"][1]["value"] = "***"
+    r = api.post(f"{EVENTS.format(installed)}/{created['id']}", json=moved, headers=auth)
+    assert r.status_code == 400, r.text
+    [error] = r.json()["errors"]
+    assert error["field"] == "notifier.password"
+    assert "send notifier.password, headers[1].value again" in error["message"]
+    stored = store.get_event("client_9", created["id"])
+    assert stored is not None and stored.spec.notifier is not None
+    assert stored.spec.notifier.baseURI == "http://127.0.0.1:9"  # unchanged
+    # With the secrets sent again, the move is an ordinary update.
+    moved = event_body("http://127.0.0.2:9", "x", userName="herald", password="pw-2")
+    r = api.post(f"{EVENTS.format(installed)}/{created['id']}", json=moved, headers=auth)
+    assert r.status_code == 200, r.text
