@@ -71,6 +71,10 @@ NON_SECRET_HEADERS = frozenset(
         "user-agent",
         "x-correlation-id",
         "x-request-id",
+        # Standard Webhooks: an id, a time and a signature (derived, not the key).
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
     }
 )
 
@@ -81,10 +85,7 @@ MASK = "***"
 def is_credential_header(name: str) -> bool:
     """Whether a request header's value is kept secret: every header not known to carry no
     secret (:data:`NON_SECRET_HEADERS`)."""
-    lowered = name.strip().lower()
-    if lowered.startswith("webhook-"):  # Standard Webhooks headers are signatures, not keys
-        return False
-    return lowered not in NON_SECRET_HEADERS
+    return name.strip().lower() not in NON_SECRET_HEADERS
 
 
 class _Strict(BaseModel):

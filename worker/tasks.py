@@ -106,6 +106,8 @@ def ingest_batch(entry_ids: list[str], consumer: str | None = None) -> dict[str,
         renew_entries(rt.redis, rt.keys.stream, owner, entry_ids)
 
     every = max(0.1, rt.settings.ingest_claim_idle / 3)
+    # Renewed at once too: the entries may have waited in the queue for part of their lease.
+    renew()
     with Heartbeat(renew, every=every, name="batch's entries"):
         return _run_batch(rt, entry_ids)
 

@@ -87,5 +87,5 @@ def test_a_message_over_a_mib_is_a_dead_letter_keeping_its_head(
     assert f"{len(raw):,} characters (at most 1,048,576)" in row["statusMessage"]
     assert row["message"] == raw[: 64 * 1024]
     [kept] = store.dead_letters()
-    assert kept.tenant_id == "client_big"
+    assert kept.tenant_id == ""  # an operator's: a tenantId found unparsed may be nested
     wait_for(lambda: redis_client.xlen(settings.stream_key) == 0, 10, what="the ack")
