@@ -35,10 +35,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# Extend a lock only if it is still ours.
+# Extend a lock only if it is still ours, and its safety entry only if it is still the one
+# we set: an outcome that replaced it (a retry due in 2 s) or removed it must stand.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local score = redis.call('ZSCORE', KEYS[2], ARGV[3])
+if score and tonumber(score) == tonumber(ARGV[4]) then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[3])
+  return 2
+end
+return 1
 """
 
 
@@ -54,6 +61,8 @@ class Lease:
         self.lock_ttl = lock_ttl
         self._unlock = client.register_script(_UNLOCK)
         self._renew = client.register_script(_RENEW)
+        #: The safety entry's score (ms) this process last set, per delivery it holds.
+        self._safety: dict[str, int] = {}
 
     def take(self, delivery_id: str) -> str | None:
         """Lock ``delivery_id`` for one attempt; the lock's token, or ``None`` if it is held.
@@ -62,24 +71,35 @@ class Lease:
         back where the holder's lock runs out: a redundant dispatch must not push it a whole
         lock period later, which would delay recovery when the holder has died.
         """
-        self._schedule.add(delivery_id, time.time() + self.lock_ttl + 1)
+        safety_ms = int((time.time() + self.lock_ttl + 1) * 1000)
+        self._schedule.add_ms(delivery_id, safety_ms)
         key = self._keys.lock(delivery_id)
         token = uuid.uuid4().hex
         if self._redis.set(key, token, nx=True, ex=self.lock_ttl):
+            self._safety[delivery_id] = safety_ms
             return token
         remaining_ms = max(int(self._redis.pttl(key)), 0)  # -2: gone already, due at once
         self._schedule.add(delivery_id, time.time() + remaining_ms / 1000 + 1)
         return None
 
     def renew(self, delivery_id: str, token: str) -> bool:
-        """Extend our lock, and the safety entry with it; ``False`` if the lock is not ours."""
-        ours = bool(self._renew(keys=[self._keys.lock(delivery_id)], args=[token, self.lock_ttl]))
-        if ours:
-            self._schedule.extend(delivery_id, time.time() + self.lock_ttl + 1)
-        return ours
+        """Extend our lock, and the safety entry with it while no outcome replaced it;
+        ``False`` if the lock is not ours."""
+        expected = self._safety.get(delivery_id, -1)
+        new_ms = int((time.time() + self.lock_ttl + 1) * 1000)
+        done = int(
+            self._renew(
+                keys=[self._keys.lock(delivery_id), self._schedule.key],
+                args=[token, self.lock_ttl, delivery_id, expected, new_ms],
+            )
+        )
+        if done == 2:
+            self._safety[delivery_id] = new_ms
+        return done > 0
 
     def release(self, delivery_id: str, token: str) -> None:
         """Release the lock if it is still ours."""
+        self._safety.pop(delivery_id, None)
         self._unlock(keys=[self._keys.lock(delivery_id)], args=[token])
 
     def count_start(self, delivery_id: str) -> int:

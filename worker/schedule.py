@@ -79,10 +79,9 @@ class RetrySchedule:
         """Schedule ``delivery_id`` at unix time ``due`` (replacing an earlier entry)."""
         self._redis.zadd(self.key, {delivery_id: int(due * 1000)})
 
-    def extend(self, delivery_id: str, due: float) -> None:
-        """Push an existing entry to ``due`` if that is later; never adds one, never pulls
-        one earlier (a lease renewal racing the outcome that rescheduled or removed it)."""
-        self._redis.zadd(self.key, {delivery_id: int(due * 1000)}, xx=True, gt=True)
+    def add_ms(self, delivery_id: str, due_ms: int) -> None:
+        """:meth:`add` at ``due_ms`` (unix milliseconds), for a caller that keeps the score."""
+        self._redis.zadd(self.key, {delivery_id: due_ms})
 
     def remove(self, delivery_id: str) -> None:
         """Drop any pending retry of ``delivery_id``."""
