@@ -55,3 +55,24 @@ def installed(client: TestClient, auth: dict[str, str]) -> str:
     )
     assert r.status_code == 200, r.text
     return str(r.json()["id"])
+
+
+def login(api: httpx.Client, client_id: str, secret: str) -> httpx.Response:
+    """A token request, as an OpsRamp client sends it, to a live API."""
+    data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    return api.post("/auth/oauth/token", data=data)
+
+
+def installed_for(
+    api: httpx.Client, store: Store, client_id: str = "client_9"
+) -> tuple[dict[str, str], str]:
+    """A new tenant's bearer-token headers and an integration installed for it, on a live API."""
+    secret = store.create_tenant(client_id)
+    auth = {"Authorization": f"Bearer {login(api, client_id, secret).json()['access_token']}"}
+    r = api.post(
+        f"/api/v2/tenants/{client_id}/integrations/install/CUSTOM",
+        json={"displayName": "Ticketing"},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    return auth, str(r.json()["id"])

@@ -8,18 +8,7 @@ import httpx
 import pytest
 
 from integrations.store import Store
-from tests.api.test_throttle import login
-
-
-def setup(api: httpx.Client, store: Store) -> tuple[dict[str, str], str]:
-    secret = store.create_tenant("client_9")
-    auth = {"Authorization": f"Bearer {login(api, 'client_9', secret).json()['access_token']}"}
-    r = api.post(
-        "/api/v2/tenants/client_9/integrations/install/CUSTOM",
-        json={"displayName": "Ticketing"},
-        headers=auth,
-    )
-    return auth, str(r.json()["id"])
+from tests.api.conftest import installed_for
 
 
 def event(name: str) -> dict[str, object]:
@@ -33,7 +22,7 @@ def event(name: str) -> dict[str, object]:
 
 
 def test_events_are_paged_as_opsramp_pages(api: httpx.Client, store: Store) -> None:
-    auth, installed = setup(api, store)
+    auth, installed = installed_for(api, store)
     events = f"/api/v2/tenants/client_9/integrations/installed/{installed}/events"
     for i in range(5):
         r = api.post(events[: -len("s")], json=event(f"e{i}"), headers=auth)
@@ -66,13 +55,13 @@ def test_events_are_paged_as_opsramp_pages(api: httpx.Client, store: Store) -> N
 def test_paging_bounds_are_a_400_naming_the_parameter(
     api: httpx.Client, store: Store, params: dict[str, object], field: str
 ) -> None:
-    auth, _ = setup(api, store)
+    auth, _ = installed_for(api, store)
     r = api.get("/api/v2/tenants/client_9/integrations/activity", params=params, headers=auth)
     assert r.status_code == 400, r.text
     assert [e["field"] for e in r.json()["errors"]] == [field]
 
 
 def test_activity_pages_say_their_order(api: httpx.Client, store: Store) -> None:
-    auth, _ = setup(api, store)
+    auth, _ = installed_for(api, store)
     r = api.get("/api/v2/tenants/client_9/integrations/activity", headers=auth).json()
     assert r["descendingOrder"] is True and r["totalPages"] == 1 and r["results"] == []

@@ -9,13 +9,9 @@ import httpx
 
 from api.throttle import Counted, ThrottlePolicy, retry_after
 from integrations.store import Store
+from tests.api.conftest import login
 
 POLICY = ThrottlePolicy()
-
-
-def login(api: httpx.Client, client_id: str, secret: str) -> httpx.Response:
-    data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-    return api.post("/auth/oauth/token", data=data)
 
 
 def test_the_decision_waits_for_the_longest_window_over_its_limit() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from integrations.config import Settings
 from integrations.store import Store
-from tests.api.test_throttle import login
+from tests.api.conftest import installed_for
 from tests.support.processes import ApiServer, WorkerProcess, wait_for
 from tests.support.sinks import RecordingSink
 from tests.worker.conftest import change
@@ -25,17 +25,6 @@ EVENTS = "/api/v2/tenants/client_9/integrations/installed/{}/event"
 def http(api: ApiServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api.url, timeout=30) as client:
         yield client
-
-
-def setup(api: httpx.Client, store: Store) -> tuple[dict[str, str], str]:
-    secret = store.create_tenant("client_9")
-    auth = {"Authorization": f"Bearer {login(api, 'client_9', secret).json()['access_token']}"}
-    r = api.post(
-        "/api/v2/tenants/client_9/integrations/install/CUSTOM",
-        json={"displayName": "Ticketing"},
-        headers=auth,
-    )
-    return auth, str(r.json()["id"])
 
 
 def event_body(sink_url: str, subject_word: str, **notifier: Any) -> dict[str, Any]:
@@ -67,7 +56,7 @@ def test_an_update_replaces_the_event_keeps_omitted_secrets_and_reaches_the_work
     redis_client: Any,
 ) -> None:
     api = http
-    auth, installed = setup(api, store)
+    auth, installed = installed_for(api, store)
     created = api.post(
         EVENTS.format(installed),
         json=event_body(sink.url, "disk", userName="herald", password="pw-1"),
@@ -113,7 +102,7 @@ def test_updating_an_unknown_event_is_a_404_and_a_bad_body_a_400(
     http: httpx.Client, store: Store
 ) -> None:
     api = http
-    auth, installed = setup(api, store)
+    auth, installed = installed_for(api, store)
     body = event_body("http://127.0.0.1:9", "x")
     r = api.post(f"{EVENTS.format(installed)}/INTG-EVENT-nope", json=body, headers=auth)
     assert r.status_code == 404
@@ -129,7 +118,7 @@ def test_stored_secrets_do_not_follow_an_event_to_a_new_host(
     # Found in review: a PUT to another host that left the password out kept it, so any
     # holder of the tenant's token could read the secrets out at a host of their own.
     api = http
-    auth, installed = setup(api, store)
+    auth, installed = installed_for(api, store)
     body = event_body("http://127.0.0.1:9", "x", userName="herald", password="pw-1")
     created = api.post(EVENTS.format(installed), json=body, headers=auth).json()
     moved = event_body("http://127.0.0.2:9", "x", userName="herald")
