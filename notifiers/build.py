@@ -127,27 +127,22 @@ class _NoCookies(httpx.Cookies):
 _NEVER = _NoCookies(CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])))
 
 
-class CookielessClient(httpx.Client):
+class _Cookieless:
+    """A client's ``cookies``, always the empty jar (placed before the httpx client class)."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """Always empty."""
+        return _NEVER
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        pass  # nothing is kept, whatever is offered
+
+
+class CookielessClient(_Cookieless, httpx.Client):
     """An ``httpx.Client`` that never keeps a cookie (see :class:`_NoCookies`)."""
 
-    @property
-    def cookies(self) -> httpx.Cookies:
-        """Always empty."""
-        return _NEVER
 
-    @cookies.setter
-    def cookies(self, cookies: object) -> None:
-        pass  # nothing is kept, whatever is offered
-
-
-class CookielessAsyncClient(httpx.AsyncClient):
+class CookielessAsyncClient(_Cookieless, httpx.AsyncClient):
     """An ``httpx.AsyncClient`` that never keeps a cookie (see :class:`_NoCookies`)."""
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        """Always empty."""
-        return _NEVER
-
-    @cookies.setter
-    def cookies(self, cookies: object) -> None:
-        pass  # nothing is kept, whatever is offered

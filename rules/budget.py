@@ -272,8 +272,6 @@ def budgeted_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         return check_result(name, fn(*args, **kwargs))
 
     call.__wrapped__ = fn  # type: ignore[attr-defined]
-    # Jinja reads how a filter wants its context or environment from these attributes.
-    for attr in ("jinja_pass_arg",):
-        if hasattr(fn, attr):
-            setattr(call, attr, getattr(fn, attr))
+    if first == 2:  # Jinja reads how a filter wants its context or environment from this
+        call.jinja_pass_arg = fn.jinja_pass_arg  # type: ignore[attr-defined]
     return call

@@ -77,7 +77,7 @@ class RetrySchedule:
 
     def add(self, delivery_id: str, due: float) -> None:
         """Schedule ``delivery_id`` at unix time ``due`` (replacing an earlier entry)."""
-        self._redis.zadd(self.key, {delivery_id: int(due * 1000)})
+        self.add_ms(delivery_id, int(due * 1000))
 
     def add_ms(self, delivery_id: str, due_ms: int) -> None:
         """:meth:`add` at ``due_ms`` (unix milliseconds), for a caller that keeps the score."""

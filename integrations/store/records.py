@@ -47,22 +47,31 @@ def split_secrets(notifier: Notifier) -> tuple[dict[str, Any], dict[str, Any]]:
     return data, hidden
 
 
-def omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> list[str]:
-    """The fields whose stored secret :func:`keep_omitted_secrets` would keep (pure)."""
-    kept: list[str] = []
+def _omissions(
+    new: IntegrationEventIn, old: IntegrationEventIn
+) -> tuple[dict[str, Any], dict[int, str]]:
+    """The stored secrets ``new`` leaves out: notifier fields by name, header values by
+    index (a header sent back as ``***``)."""
+    fields: dict[str, Any] = {}
     if new.notifier is not None and old.notifier is not None:
-        kept += [
-            f"notifier.{field}"
+        fields = {
+            field: getattr(old.notifier, field)
             for field in SECRET_FIELDS
             if getattr(new.notifier, field) is None and getattr(old.notifier, field) is not None
-        ]
-    stored = {h.key.lower() for h in old.headers}
-    kept += [
-        f"headers[{i}].value"
+        }
+    stored = {h.key.lower(): h.value for h in old.headers}
+    headers = {
+        i: stored[h.key.lower()]
         for i, h in enumerate(new.headers)
         if h.value == MASK and h.key.lower() in stored
-    ]
-    return kept
+    }
+    return fields, headers
+
+
+def omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> list[str]:
+    """The fields whose stored secret :func:`keep_omitted_secrets` would keep (pure)."""
+    fields, headers = _omissions(new, old)
+    return [f"notifier.{f}" for f in fields] + [f"headers[{i}].value" for i in headers]
 
 
 def keep_omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> IntegrationEventIn:
@@ -71,21 +80,10 @@ def keep_omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> In
     The API never shows a secret, so an update built from what it showed leaves notifier
     secrets out and sends secret headers back as ``***``: those keep their stored values.
     """
-    notifier = new.notifier
-    if notifier is not None and old.notifier is not None:
-        kept = {
-            field: getattr(old.notifier, field)
-            for field in SECRET_FIELDS
-            if getattr(notifier, field) is None and getattr(old.notifier, field) is not None
-        }
-        if kept:
-            notifier = notifier.model_copy(update=kept)
-    stored = {h.key.lower(): h.value for h in old.headers}
+    fields, kept = _omissions(new, old)
+    notifier = new.notifier.model_copy(update=fields) if new.notifier and fields else new.notifier
     headers = [
-        Header(key=h.key, value=stored[h.key.lower()])
-        if h.value == MASK and h.key.lower() in stored
-        else h
-        for h in new.headers
+        Header(key=h.key, value=kept[i]) if i in kept else h for i, h in enumerate(new.headers)
     ]
     return new.model_copy(update={"notifier": notifier, "headers": headers})
 
