@@ -46,16 +46,34 @@ def replay_delivery(
     client: redis.Redis,
     dispatcher: Dispatcher,
 ) -> None:
-    """Requeue one delivery, in any state, with a fresh retry budget.
+    """Requeue one delivery, in any state, with a fresh retry budget."""
+    replay_deliveries(
+        [delivery_id], settings=settings, store=store, client=client, dispatcher=dispatcher
+    )
+
+
+def replay_deliveries(
+    delivery_ids: list[str],
+    *,
+    settings: Settings,
+    store: Store,
+    client: redis.Redis,
+    dispatcher: Dispatcher,
+) -> None:
+    """Requeue deliveries, in any state, with a fresh retry budget, keeping their order.
+
+    Every one is reset before any is dispatched, so a delivery replayed with an earlier one
+    of its ticket waits for it (per-ticket ordering), whatever order the tasks run in.
 
     The schedule entry comes first, so the replay happens even if the task message is lost
     (the broker can lose one taken by a node killed at that instant); the delivery task's lock
     and status checks make the second dispatch harmless. The poison counter is cleared: a
     replay follows a fix.
     """
-    RetrySchedule(client, settings.redis_prefix).add(
-        delivery_id, time.time() + settings.dispatch_lease
-    )
-    client.delete(settings.keys.starts(delivery_id))
-    store.reset_for_replay(delivery_id)
-    dispatcher.deliver(delivery_id)
+    schedule = RetrySchedule(client, settings.redis_prefix)
+    for delivery_id in delivery_ids:
+        schedule.add(delivery_id, time.time() + settings.dispatch_lease)
+        client.delete(settings.keys.starts(delivery_id))
+        store.reset_for_replay(delivery_id)
+    for delivery_id in delivery_ids:
+        dispatcher.deliver(delivery_id)

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.deps import Services
-from api.dispatch import replay_delivery
+from api.dispatch import replay_deliveries, replay_delivery
 from integrations.errors import InvalidInput
 from integrations.models import EntityChange
 from integrations.store import Delivery
@@ -43,6 +43,25 @@ def replay(
         dispatcher=svc.dispatch,
     )
     return {"id": delivery.id, "replayed": True, "kind": "delivery"}
+
+
+def replay_all(svc: Services, client_id: str, deliveries: list[Delivery]) -> None:
+    """Replay many activity rows: their deliveries in their tickets' order (oldest change
+    first, every one reset before any is sent), and their dead letters."""
+    for d in deliveries:
+        if d.event_id is None:
+            replay(svc, client_id, d)
+    ordered = sorted(
+        (d for d in deliveries if d.event_id is not None),
+        key=lambda d: (d.sequence or "", d.created_at),
+    )
+    replay_deliveries(
+        [d.id for d in ordered],
+        settings=svc.settings,
+        store=svc.store,
+        client=svc.redis,
+        dispatcher=svc.dispatch,
+    )
 
 
 def checked_fix(fixed: str, client_id: str) -> str:

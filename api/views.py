@@ -76,6 +76,7 @@ def event_view(event: StoredEvent) -> dict[str, Any]:
             ],
             "eventPayload": spec.template,
             "responseHeaders": [{"key": h.key, "value": h.value} for h in spec.responseHeaders],
+            "ordering": spec.ordering.value,
             "active": event.active,
             "disabledReason": event.disabled_reason,
             "installedIntgId": event.installed_id,
@@ -108,6 +109,8 @@ def activity_view(d: Delivery) -> dict[str, Any]:
         "eventType": d.event_type,
         "entityId": d.entity_id,
         "attempts": d.attempts,
+        # The delivery of the same ticket this one waits for (WAITING), or last waited for.
+        "waitsOn": d.waits_on,
         "warnings": d.warnings,
         "captured": d.captured,
         "attemptLog": [

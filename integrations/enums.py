@@ -25,6 +25,7 @@ __all__ = [
     "MatchType",
     "NotifierType",
     "Operator",
+    "Ordering",
     "TolerantEnum",
     "fold",
 ]
@@ -110,6 +111,18 @@ class HttpMethod(TolerantEnum):
     PATCH = "PATCH"
 
 
+class Ordering(TolerantEnum):
+    """Whether an event's deliveries wait for earlier ones of the same ticket.
+
+    ``ENTITY`` (the default): deliveries that share (tenant, installed integration, entity,
+    entity id) are sent in the order of their changes, so an UPDATE never overtakes its
+    CREATE. ``NONE``: sent at once, for endpoints that take changes in any order.
+    """
+
+    ENTITY = "ENTITY"
+    NONE = "NONE"
+
+
 EntityField = Annotated[Entity, _tolerant(Entity)]
 EventTypeField = Annotated[EventType, _tolerant(EventType)]
 MatchTypeField = Annotated[MatchType, _tolerant(MatchType)]
@@ -118,3 +131,4 @@ NotifierTypeField = Annotated[NotifierType, _tolerant(NotifierType)]
 AuthTypeField = Annotated[AuthType, _tolerant(AuthType)]
 GrantTypeField = Annotated[GrantType, _tolerant(GrantType)]
 HttpMethodField = Annotated[HttpMethod, _tolerant(HttpMethod)]
+OrderingField = Annotated[Ordering, _tolerant(Ordering)]

@@ -30,6 +30,8 @@ from integrations.enums import (
     NotifierType,
     NotifierTypeField,
     OperatorField,
+    Ordering,
+    OrderingField,
 )
 
 #: Secrets a notifier may hold. They are encrypted at rest and never echoed by the API.
@@ -224,6 +226,9 @@ class IntegrationEventIn(_Strict):
     headers: list[Header] = Field(default_factory=list, max_length=100)
     payload: str | None = Field(default=None, max_length=1_000_000)
     responseHeaders: list[Header] = Field(default_factory=list, max_length=50)
+    #: Herald's own: ``NONE`` lets this event's deliveries overtake earlier ones of their
+    #: ticket (:class:`~integrations.enums.Ordering`).
+    ordering: OrderingField = Ordering.ENTITY
 
     @field_validator("payload")
     @classmethod

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -147,6 +148,10 @@ class MessageRow(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
 
 
+#: A delivery still to be sent: its status is one of ``DeliveryStatus.UNFINISHED``.
+UNFINISHED_CLAUSE = text("status IN ('PENDING', 'RETRYING', 'WAITING')")
+
+
 class DeliveryRow(Base):
     """One (message, integration event) delivery: a row of the activity log.
 
@@ -179,6 +184,12 @@ class DeliveryRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Per-ticket ordering (:mod:`worker.ordering`): the ticket's key, the change's place in
+    #: stream order, whether the event waits for earlier deliveries, and the one it waits on.
+    ordering_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sequence: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ordered: Mapped[bool] = mapped_column(Boolean, default=True)
+    waits_on: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempt_log: Mapped[list[AttemptRow]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="AttemptRow.number"
     )
@@ -189,6 +200,9 @@ class DeliveryRow(Base):
         Index("ix_deliveries_event_time", "event_id", "created_at"),
         # A duplicate message's deliveries still to be attempted.
         Index("ix_deliveries_message", "tenant_id", "message_id"),
+        # A ticket's deliveries by status, in order: its unfinished ones (whatever its
+        # history), and its last failure before a given change.
+        Index("ix_deliveries_ticket", "ordering_key", "status", "sequence"),
     )
 
 

@@ -25,6 +25,7 @@ from integrations.models import EntityChange
 from integrations.redis_keys import RedisKeys
 from integrations.store import Delivery, DeliveryStatus, Store, StoredEvent
 from notifiers.sender import Sender
+from worker.gate import OrderGate
 from worker.health import BreakerPolicy, EndpointHealth, breaker_key, is_open
 from worker.heartbeat import Heartbeat
 from worker.lease import LOCK_TTL, MAX_UNFINISHED_STARTS, Lease
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Result:
     """What one run of the delivery task did: ``sent``, ``retrying``, ``failed``,
-    ``deferred`` or ``skipped``."""
+    ``deferred``, ``waiting`` or ``skipped``."""
 
     outcome: str
     detail: str = ""
@@ -81,6 +82,7 @@ class Deliverer:
             schedule,
             LOCK_TTL,
         )
+        self.gate = OrderGate(store, client, RedisKeys(settings.redis_prefix), schedule)
         self.health = EndpointHealth(
             client,
             settings.redis_prefix,
@@ -110,7 +112,9 @@ class Deliverer:
             return Result("skipped", f"already {delivery.status}")
         if expected_attempts is not None and delivery.attempts != expected_attempts:
             return Result("skipped", "duplicate dispatch")
-        if expected_attempts is None and _not_due(delivery):
+        waiting = delivery.status == DeliveryStatus.WAITING
+        if expected_attempts is None and _not_due(delivery) and not waiting:
+            # (A waiting delivery is woken before its recheck time: it is always looked at.)
             # A redispatch of work rescheduled meanwhile: the schedule holds the real due time.
             return Result("skipped", "not due yet")
         token = self.lease.take(delivery_id)
@@ -122,6 +126,10 @@ class Deliverer:
             if delivery is None or delivery.status in DeliveryStatus.TERMINAL:
                 self.schedule.remove(delivery_id)
                 return Result("skipped", "finished by another worker")
+            wait = self.gate.hold_one(delivery)
+            if wait is not None:
+                self.gate.wait([wait])
+                return Result("waiting", wait.reason)
             renew = functools.partial(self.lease.renew, delivery_id, token)
             with Heartbeat(renew, every=self.lease.lock_ttl / 3, name="delivery's lock"):
                 return self._counted_attempt(delivery)
@@ -138,9 +146,13 @@ class Deliverer:
                 "poison",
             )
             self.schedule.remove(delivery.id)
+            self.gate.wake([delivery.ordering_key or ""])
             return Result("failed", "poison")
         result = self._attempt(delivery)
         self.lease.finished(delivery.id)
+        if result.outcome in ("sent", "failed") and delivery.ordering_key is not None:
+            # Its ticket's next delivery may go now.
+            self.gate.wake([delivery.ordering_key])
         return result
 
     def _give_up(self, delivery: Delivery, reason: str, error_class: str) -> Result:
@@ -159,6 +171,8 @@ class Deliverer:
             return self._give_up(delivery, reason, "event_inactive")
         started, t0 = datetime.now(UTC), time.perf_counter()
         prepared: Prepared | None = None
+        note = self.gate.waited_note(delivery)
+        notes = (note,) if note else ()
 
         def context() -> AttemptContext:
             capture_for = None
@@ -172,6 +186,7 @@ class Deliverer:
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 prepared=prepared,
                 capture_for=capture_for,
+                notes=notes,
             )
 
         try:
@@ -190,6 +205,10 @@ class Deliverer:
             return self._apply(self._retry(context(), exc))
         except PermanentError as exc:
             self._auto_disable(event, exc)
+            if prepared is None and delivery.ordered:
+                # Not even built: say if an earlier delivery of its ticket failed.
+                more = self.gate.failure_note(delivery.ordering_key, delivery.sequence)
+                notes = tuple(dict.fromkeys((*notes, more))) if more else notes
             return self._apply(failed(context(), exc))
         except Exception as exc:
             # A bug, or the task's soft time limit: never lose the delivery over it. Record

@@ -26,7 +26,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +38,8 @@ from integrations.store import Store
 from notifiers.sender import DeliveryResponse
 from worker.events import EventCache
 from worker.fanout import Planned, dependency_rounds, ingest, plan_batch
+from worker.first_attempt import FirstAttempt
+from worker.gate import OrderGate
 from worker.health import (
     BreakerPolicy,
     BreakerState,
@@ -46,36 +47,28 @@ from worker.health import (
     breaker_key,
     is_open,
 )
+from worker.ordering import BatchTurns
 from worker.outcomes import (
     AttemptContext,
     Outcome,
     deferral,
     failed,
     retried_or_failed,
-    streak_gap,
     succeeded,
 )
 from worker.outcomes import trips_breaker as _trips
-from worker.prepare import Prepared, build_request
+from worker.prepare import build_request
 from worker.probing import RecentSuccess, split_for_probing
 from worker.report import BatchReport, Phases
+from worker.schedule import RetrySchedule
 from worker.sending import SendPool, SendResult
+from worker.streaks import FailureStreaks
 
 log = logging.getLogger(__name__)
 
 #: A delivery whose attempt failed for an internal reason (a bug, a time limit) comes due
 #: again after this long; the retry task uses it too.
 INTERNAL_RETRY_DELAY = 30.0
-
-
-@dataclass
-class _Attempt:
-    planned: Planned
-    started_at: datetime
-    t0: float
-    prepared: Prepared | None = None
-    breaker_key: str | None = None
-    error: HeraldError | None = None
 
 
 class BatchRunner:
@@ -100,56 +93,92 @@ class BatchRunner:
         self.now = now
         self.health = EndpointHealth(client, settings.redis_prefix, _policy(settings))
         self.recent = RecentSuccess()
+        self.streaks = FailureStreaks(settings, store, self.health, now=now)
+        self.gate = OrderGate(
+            store, client, self.keys, RetrySchedule(client, settings.redis_prefix), now=now
+        )
         #: Every first attempt of a batch ends (answered, or cancelled) within this many
         #: seconds of its fan-out: well inside the task's soft time limit, and what the retry
         #: path waits before it takes over deliveries a crashed batch left (see tasks.py).
         self.send_deadline = min(settings.batch_send_deadline, settings.deliver_time_limit / 3)
 
-    def run(self, raws: Sequence[str]) -> BatchReport:
-        """Fan out ``raws`` and make the first attempts of the deliveries they create."""
+    def run(self, raws: Sequence[str], entry_ids: Sequence[str] | None = None) -> BatchReport:
+        """Fan out ``raws`` and make the first attempts of the deliveries they create.
+
+        ``entry_ids``: their stream entries, acknowledged here once the deliveries are
+        stored (and leased in the retry schedule); they also give the changes' order.
+        """
         clock = Phases()
-        plan = plan_batch(raws, self.events)
+        plan = plan_batch(raws, self.events, entry_ids)
         clock.lap("plan")
         result = ingest(self.store, plan, dedupe_window=self.settings.dedupe_window)
-        clock.lap("ingest")
         todo = [p for p in plan.first_attempts if p.delivery_id in result.created]
-        counts = {"sent": 0, "retrying": 0, "failed": 0, "deferred": 0}
-        unstored = [p.delivery_id for p in todo]
+        mine = [p.delivery_id for p in todo]
+        # Stream first, store second: see worker.ordering for why this order is race-free.
+        bound = max((p.order.sequence for p in todo if p.order.sequence), default=None)
+        unstored = self.gate.settle(entry_ids or (), mine, self.send_deadline + 5, bound)
+        turns = BatchTurns(
+            [p.order for p in todo],
+            self.gate.holds([p.order for p in todo], unstored, besides=mine),
+        )
+        clock.lap("ingest")
+        counts = dict.fromkeys(("sent", "retrying", "failed", "deferred"), 0)
+        unfinished = list(mine)
         try:
             send_until = time.monotonic() + self.send_deadline
-            for wave in dependency_rounds(todo):
-                done = self._first_attempts(wave, clock, send_until)
-                counts = {k: counts[k] + done[k] for k in counts}
-                stored = {p.delivery_id for p in wave}
-                unstored = [d for d in unstored if d not in stored]
+            for turn, wave in enumerate(dependency_rounds(todo)):
+                going = [
+                    (p, notes)
+                    for p in wave
+                    for ok, notes in [turns.admit(p.order, turn, now=self.now())]
+                    if ok
+                ]
+                outcomes, deferred = self._first_attempts(going, clock, send_until)
+                for _, outcome in outcomes:
+                    counts[outcome.result] += 1
+                    failure = outcome.record.status_message if outcome.result == "failed" else None
+                    turns.ended_with(outcome.record.delivery_id, failure, outcome.due)
+                counts["deferred"] += len(deferred)
+                sent = {p.delivery_id for p, _ in going}
+                unfinished = [d for d in unfinished if d not in sent]
+            self.gate.wait(turns.waits.values())
+            unfinished = []
+            self.gate.wake(
+                {p.order.key for p in todo if p.delivery_id in turns.ended and p.order.key},
+                done=sorted(turns.ended),
+            )
         except Exception:
             # Never lose a delivery over a bug or a time limit: every one of this batch whose
             # outcome is not stored is picked up by the retry path. Their entries are
             # acknowledged as usual, since the schedule now holds them.
-            log.exception("batch: first attempts failed; %d deliveries rescheduled", len(unstored))
-            self._reschedule(unstored, INTERNAL_RETRY_DELAY)
-            counts["retrying"] += len(unstored)
+            log.exception(
+                "batch: first attempts failed; %d deliveries rescheduled", len(unfinished)
+            )
+            self._reschedule(unfinished, INTERNAL_RETRY_DELAY)
+            counts["retrying"] += len(unfinished)
         return BatchReport(
             messages=len(plan.messages),
             created=len(result.created),
             dead_letters=len(plan.dead_letters),
             redelivered=result.redelivered,
             phases_ms=clock.phases,
+            waiting=len(turns.waits),
             **counts,
         )
 
     # -- the attempts ----------------------------------------------------------------------
 
     def _first_attempts(
-        self, todo: list[Planned], clock: Phases, send_until: float
-    ) -> dict[str, int]:
+        self, todo: list[tuple[Planned, tuple[str, ...]]], clock: Phases, send_until: float
+    ) -> tuple[list[tuple[FirstAttempt, Outcome]], list[FirstAttempt]]:
+        """Send one turn's deliveries and store their outcomes; those and the deferred."""
         # Captured values of every delivery of the round that reads them, in one query.
         captures = self.store.captured_for_entities(
             (p.live.event, p.entity_id)
-            for p in todo
+            for p, _ in todo
             if p.live.needs_captures and p.entity_id is not None
         )
-        attempts = [self._prepare(p, captures) for p in todo]
+        attempts = [self._prepare(p, captures, notes) for p, notes in todo]
         ready = [a for a in attempts if a.prepared is not None]
         endpoints = sorted({a.breaker_key for a in ready if a.breaker_key})
         event_ids = sorted({a.planned.live.event.id for a in attempts})
@@ -158,20 +187,17 @@ class BatchRunner:
         sent, deferred, counted = self._send(ready, states, send_until)
         outcomes = [self._outcome(a, None) for a in attempts if a.prepared is None]
         outcomes += [self._outcome(a, r) for a, r in sent]
-        outcomes = self._note_failures(outcomes, states, counted)
+        outcomes = self.streaks.note(outcomes, states, counted, self._context)
         self._defer(deferred, states)
         clock.lap("send")
         self._store(outcomes)
         clock.lap("store")
         self._forget(outcomes, states, failing)
-        tally = {"sent": 0, "retrying": 0, "failed": 0, "deferred": len(deferred)}
-        for _, outcome in outcomes:
-            tally[outcome.result] += 1
-        return tally
+        return outcomes, deferred
 
     def _send(
-        self, ready: list[_Attempt], states: dict[str, BreakerState], send_until: float
-    ) -> tuple[list[tuple[_Attempt, SendResult]], list[_Attempt], dict[str, int]]:
+        self, ready: list[FirstAttempt], states: dict[str, BreakerState], send_until: float
+    ) -> tuple[list[tuple[FirstAttempt, SendResult]], list[FirstAttempt], dict[str, int]]:
         """Send what may go; ``(sent with results, deferred, failures already counted)``.
 
         Endpoints not seen healthy lately are probed first (:mod:`worker.probing`); their
@@ -187,12 +213,12 @@ class BatchRunner:
             probes=lambda k: threshold - states[k].failures,
         )
         sent = self._send_now(first, send_until)
-        probed: dict[str, list[tuple[_Attempt, SendResult]]] = {}
+        probed: dict[str, list[tuple[FirstAttempt, SendResult]]] = {}
         for attempt, result in sent:
             if attempt.breaker_key in held:
                 probed.setdefault(attempt.breaker_key, []).append((attempt, result))
         counted: dict[str, int] = {}
-        later: list[_Attempt] = []
+        later: list[FirstAttempt] = []
         for key, rest in held.items():
             probes = probed.get(key, [])
             if not any(isinstance(r, DeliveryResponse) for _, r in probes):
@@ -207,8 +233,8 @@ class BatchRunner:
         return sent + self._send_now(later, send_until), deferred, counted
 
     def _send_now(
-        self, attempts: list[_Attempt], send_until: float
-    ) -> list[tuple[_Attempt, SendResult]]:
+        self, attempts: list[FirstAttempt], send_until: float
+    ) -> list[tuple[FirstAttempt, SendResult]]:
         if not attempts:
             return []
         results = self.pool.send_all(
@@ -221,9 +247,12 @@ class BatchRunner:
         return list(zip(attempts, results, strict=True))
 
     def _prepare(
-        self, planned: Planned, captures: dict[tuple[str, str], dict[str, str]]
-    ) -> _Attempt:
-        attempt = _Attempt(planned, datetime.now(UTC), time.perf_counter())
+        self,
+        planned: Planned,
+        captures: dict[tuple[str, str], dict[str, str]],
+        notes: tuple[str, ...] = (),
+    ) -> FirstAttempt:
+        attempt = FirstAttempt(planned, datetime.now(UTC), time.perf_counter(), notes=notes)
         event = planned.live.event
         extra: dict[str, Any] | None = None
         try:
@@ -239,9 +268,13 @@ class BatchRunner:
             attempt.breaker_key = breaker_key(event.tenant_id, attempt.prepared.request.url)
         except HeraldError as exc:
             attempt.error = exc
+            order = planned.order
+            note = self.gate.failure_note(order.key, order.sequence) if order.waits else None
+            if note is not None and note not in attempt.notes:
+                attempt.notes = (*attempt.notes, note)
         return attempt
 
-    def _context(self, attempt: _Attempt, duration_ms: float) -> AttemptContext:
+    def _context(self, attempt: FirstAttempt, duration_ms: float) -> AttemptContext:
         planned = attempt.planned
         capture_for = None
         if planned.entity_id is not None and planned.live.event.spec.responseHeaders:
@@ -254,9 +287,12 @@ class BatchRunner:
             duration_ms=duration_ms,
             prepared=attempt.prepared,
             capture_for=capture_for,
+            notes=attempt.notes,
         )
 
-    def _outcome(self, attempt: _Attempt, result: SendResult | None) -> tuple[_Attempt, Outcome]:
+    def _outcome(
+        self, attempt: FirstAttempt, result: SendResult | None
+    ) -> tuple[FirstAttempt, Outcome]:
         duration_ms = (time.perf_counter() - attempt.t0) * 1000
         ctx = self._context(attempt, duration_ms)
         if isinstance(result, DeliveryResponse):
@@ -286,58 +322,7 @@ class BatchRunner:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _note_failures(
-        self,
-        outcomes: list[tuple[_Attempt, Outcome]],
-        states: dict[str, BreakerState],
-        counted: dict[str, int],
-    ) -> list[tuple[_Attempt, Outcome]]:
-        """Count failures against breakers and events (failures only); auto-disable.
-
-        ``counted``: failures of probes, already counted before the rest was sent."""
-        per_endpoint: dict[str, int] = {}
-        failing_events: dict[str, HeraldError] = {}
-        # An event that also succeeded in this batch is not failing all along: its failures
-        # here neither extend nor start a streak (the success ends it).
-        succeeding = {a.planned.live.event.id for a, o in outcomes if o.result == "sent"}
-        for attempt, outcome in outcomes:
-            if outcome.result == "sent" or attempt.error is None:
-                continue
-            if attempt.planned.live.event.id not in succeeding:
-                failing_events[attempt.planned.live.event.id] = attempt.error
-            if isinstance(attempt.error, RetryableError) and _trips(
-                attempt.error, attempt.prepared
-            ):
-                key = attempt.breaker_key or ""
-                per_endpoint[key] = per_endpoint.get(key, 0) + 1
-        for endpoint, count in per_endpoint.items():
-            if count > counted.get(endpoint, 0):
-                states[endpoint] = self.health.record_failure(
-                    endpoint, self.now(), count=count - counted.get(endpoint, 0)
-                )
-        disabled: dict[str, str] = {}
-        for event_id, error in failing_events.items():
-            reason = self.health.disable_reason(
-                event_id,
-                error.reason,
-                self.now(),
-                gap=streak_gap(self.settings),
-                disable_after=self.settings.disable_after,
-            )
-            if reason is not None:
-                self.store.set_event_active(event_id, False, reason)
-                log.warning("event %s %s", event_id, reason)
-                disabled[event_id] = reason
-        if not disabled:
-            return outcomes
-        return [
-            (a, failed(self._context(a, o.record.duration_ms), a.error, reason=reason))
-            if a.error is not None and (reason := disabled.get(a.planned.live.event.id))
-            else (a, o)
-            for a, o in outcomes
-        ]
-
-    def _defer(self, deferred: list[_Attempt], states: dict[str, BreakerState]) -> None:
+    def _defer(self, deferred: list[FirstAttempt], states: dict[str, BreakerState]) -> None:
         """Deliveries behind an open breaker wait without spending an attempt."""
         if not deferred:
             return
@@ -353,7 +338,7 @@ class BatchRunner:
             [(d, datetime.fromtimestamp(due, UTC), why) for d, (due, why) in waits.items()]
         )
 
-    def _store(self, outcomes: list[tuple[_Attempt, Outcome]]) -> None:
+    def _store(self, outcomes: list[tuple[FirstAttempt, Outcome]]) -> None:
         retries = {o.record.delivery_id: o.due for _, o in outcomes if o.due is not None}
         if retries:
             self._schedule(retries)
@@ -361,7 +346,7 @@ class BatchRunner:
 
     def _forget(
         self,
-        outcomes: list[tuple[_Attempt, Outcome]],
+        outcomes: list[tuple[FirstAttempt, Outcome]],
         states: dict[str, BreakerState],
         failing: set[str],
     ) -> None:
@@ -390,5 +375,5 @@ def _policy(settings: Settings) -> BreakerPolicy:
     )
 
 
-def _trips_on(result: SendResult, attempt: _Attempt) -> bool:
+def _trips_on(result: SendResult, attempt: FirstAttempt) -> bool:
     return isinstance(result, RetryableError) and _trips(result, attempt.prepared)

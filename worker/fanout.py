@@ -15,11 +15,13 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from integrations.enums import Ordering
 from integrations.models import EntityChange, field_path
 from integrations.store import (
     DeliveryStatus,
@@ -28,8 +30,16 @@ from integrations.store import (
     Store,
     delivery_id_for,
 )
-from rules.fields import MISSING, FieldView, resolve
+from rules.fields import FieldView
 from worker.events import BrokenEvent, EventCache, LiveEvent
+from worker.ordering import (
+    Ordered,
+    entity_key,
+    ordering_key,
+    sequence_of,
+    ticket_of,
+    turns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +49,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(f"{field_path(err['loc']) or 'message'}: {err['msg']}" for err in exc.errors())
 
 
-def entity_id(data: dict[str, object]) -> str | None:
-    """The entity's own id (``id`` or ``uniqueId``, any case), used to key captured values."""
-    for key in ("id", "uniqueId"):
-        value = resolve(data, key)
-        if value is not MISSING and value is not None and value != "":
-            return str(value)
-    return None
+#: The entity's own id, which keys its captured values and its ticket's order.
+entity_id = ticket_of
 
 
 #: How a dead letter's status message begins, by error class.
@@ -121,6 +126,8 @@ class Planned:
     live: LiveEvent
     change: EntityChange
     entity_id: str | None
+    #: How per-ticket ordering sees it (:mod:`worker.ordering`).
+    order: Ordered
 
 
 @dataclass
@@ -133,34 +140,57 @@ class Plan:
     dead_letters: list[str] = field(default_factory=list)
 
 
-def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
-    """Validate each message and find the events it matches (no store writes yet)."""
-    plan = Plan()
-    changes: list[EntityChange] = []
-    for raw in raws:
+def _parse(
+    plan: Plan, raws: Sequence[str], entry_ids: Sequence[str]
+) -> list[tuple[EntityChange, str]]:
+    """The valid changes of ``raws`` with their entry ids; the others become dead letters."""
+    parsed: list[tuple[EntityChange, str]] = []
+    for raw, entry in zip(raws, entry_ids, strict=True):
         if len(raw) > MAX_MESSAGE_CHARS:
             row = oversized_row(raw)
             plan.rows.append(row)
             plan.dead_letters.append(row.id)
             continue
         try:
-            changes.append(EntityChange.model_validate_json(raw))
+            parsed.append((EntityChange.model_validate_json(raw), entry))
         except ValidationError as exc:
             row = dead_letter_row(raw, describe_validation_error(exc))
             plan.rows.append(row)
             plan.dead_letters.append(row.id)
-    known = events.known_tenants(c.tenantId for c in changes)
-    for change in [c for c in changes if c.tenantId not in known]:
+    return parsed
+
+
+def plan_batch(
+    raws: Sequence[str],
+    events: EventCache,
+    entry_ids: Sequence[str] | None = None,
+    *,
+    now: Callable[[], float] = time.time,
+) -> Plan:
+    """Validate each message and find the events it matches (no store writes yet).
+
+    ``entry_ids``: the stream entries of ``raws``, which give their order; messages from
+    elsewhere are ordered by the time they are processed.
+    """
+    plan = Plan()
+    if entry_ids is None:
+        ms = int(now() * 1000)
+        entry_ids = [f"{ms}-{i}" for i in range(len(raws))]
+    parsed = _parse(plan, raws, entry_ids)
+    known = events.known_tenants(c.tenantId for c, _ in parsed)
+    for change, _ in parsed:
+        if change.tenantId in known:
+            continue
         # Not remembered as a message either: once the tenant exists, a replay goes through.
         raw = change.model_dump_json()
         reason = f"no tenant {change.tenantId!r} exists (message {change.id!r})"
         row = dead_letter_row(raw, reason, error_class="unknown_tenant")
         plan.rows.append(row)
         plan.dead_letters.append(row.id)
-    changes = [c for c in changes if c.tenantId in known]
-    candidates = events.candidates((c.tenantId, c.entity, c.eventType) for c in changes)
+    changes = [(c, sequence_of(e, c.occurredAt)) for c, e in parsed if c.tenantId in known]
+    candidates = events.candidates((c.tenantId, c.entity, c.eventType) for c, _ in changes)
     seen: set[tuple[str, str]] = set()
-    for change in changes:
+    for change, sequence in changes:
         key = (change.tenantId, change.id)
         plan.messages.append(key)
         if key in seen:
@@ -168,6 +198,8 @@ def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
         seen.add(key)
         stored: str | None = None
         ent_id = entity_id(change.data)
+        entity = change.entity.value
+        coarse = entity_key(change.tenantId, entity, ent_id) if ent_id is not None else None
         # One view per change: each field is case-folded once, however many events read it.
         view = FieldView(change.data)
         for candidate in candidates[(change.tenantId, change.entity, change.eventType)]:
@@ -182,6 +214,17 @@ def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
                 except Exception as exc:  # a rule that breaks on this data fails visibly
                     failure = f"integration event {event_id} could not be evaluated: {exc}"
             stored = stored or change.model_dump_json()
+            ticket = (
+                ordering_key(change.tenantId, installed_id, entity, ent_id)
+                if installed_id
+                else None
+            )
+            live = candidate if isinstance(candidate, LiveEvent) else None
+            # An event that reads captured values always waits for the deliveries that
+            # capture them, whatever its ``ordering``.
+            waits = live is not None and (
+                live.event.spec.ordering is not Ordering.NONE or live.needs_captures
+            )
             row = NewDelivery(
                 id=delivery_id_for(change.tenantId, change.id, event_id),
                 tenant_id=change.tenantId,
@@ -195,10 +238,14 @@ def plan_batch(raws: Sequence[str], events: EventCache) -> Plan:
                 status=DeliveryStatus.FAILED if failure else DeliveryStatus.PENDING,
                 status_message=failure or "",
                 error_class="event_error" if failure else None,
+                ordering_key=ticket,
+                sequence=sequence,
+                ordered=waits,
             )
             plan.rows.append(row)
-            if failure is None and isinstance(candidate, LiveEvent):
-                plan.first_attempts.append(Planned(row.id, candidate, change, ent_id))
+            if failure is None and live is not None:
+                order = Ordered(row.id, ticket, sequence, waits, coarse)
+                plan.first_attempts.append(Planned(row.id, live, change, ent_id, order))
     return plan
 
 
@@ -235,20 +282,13 @@ def fan_out(store: Store, events: EventCache, raw: str, *, dedupe_window: float)
 
 
 def dependency_rounds(todo: list[Planned]) -> list[list[Planned]]:
-    """The batch's first attempts in rounds, each stored before the next is prepared.
-
-    A delivery whose templates read captured values (an UPDATE addressing the ticket its
-    CREATE opened) goes after every earlier delivery of the batch for the same entity of the
-    same installed integration, so it renders with what they captured. Most batches are one
-    round.
-    """
+    """The batch's first attempts in turns (:func:`worker.ordering.turns`), each stored
+    before the next is prepared: one ticket's deliveries go in the order of their changes,
+    and a delivery reading captured values renders with what the earlier ones captured.
+    Most batches are one turn."""
     rounds: list[list[Planned]] = []
-    earlier: dict[tuple[str, str | None], int] = {}
-    for planned in todo:
-        key = (planned.live.event.installed_id, planned.entity_id)
-        n = earlier.get(key, 0) if planned.live.needs_captures and planned.entity_id else 0
-        earlier[key] = earlier.get(key, 0) + 1
-        while len(rounds) <= n:
+    for planned, turn in zip(todo, turns([p.order for p in todo]), strict=True):
+        while len(rounds) <= turn:
             rounds.append([])
-        rounds[n].append(planned)
+        rounds[turn].append(planned)
     return rounds

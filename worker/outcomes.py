@@ -39,6 +39,9 @@ class AttemptContext:
     prepared: Prepared | None = None
     #: ``(event_id, entity_id)`` under which captured response values are kept.
     capture_for: tuple[str, str] | None = None
+    #: What the row says beyond the attempt itself: an earlier delivery of the ticket,
+    #: waited for, that failed.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,14 +55,15 @@ class Outcome:
     detail: str
 
 
-def _request_fields(prepared: Prepared | None) -> dict[str, object]:
+def _request_fields(ctx: AttemptContext) -> dict[str, object]:
+    prepared = ctx.prepared
     if prepared is None:
-        return {"request_url": None, "req_payload": None, "warnings": ()}
+        return {"request_url": None, "req_payload": None, "warnings": ctx.notes}
     return {
         # Without user info or query: either may carry credentials.
         "request_url": redact_url(prepared.request.url),
         "req_payload": prepared.request.body,
-        "warnings": tuple(prepared.rendered.warnings),
+        "warnings": (*prepared.rendered.warnings, *ctx.notes),
     }
 
 
@@ -77,7 +81,7 @@ def succeeded(ctx: AttemptContext, response: DeliveryResponse, captured: dict[st
         captured=captured or None,
         previous_attempts=ctx.attempts,
         capture_for=ctx.capture_for if captured else None,
-        **_request_fields(ctx.prepared),  # type: ignore[arg-type]
+        **_request_fields(ctx),  # type: ignore[arg-type]
     )
     return Outcome(record, None, "sent", str(response.http_status))
 
@@ -101,13 +105,16 @@ def _failure(
         res_payload=exc.response_excerpt,
         next_attempt_at=next_attempt_at,
         previous_attempts=ctx.attempts,
-        **_request_fields(ctx.prepared),  # type: ignore[arg-type]
+        **_request_fields(ctx),  # type: ignore[arg-type]
     )
 
 
 def failed(ctx: AttemptContext, exc: HeraldError, *, reason: str | None = None) -> Outcome:
     """The delivery ends FAILED (a permanent error, exhausted retries, a disabled event)."""
     message = reason or exc.reason
+    if ctx.notes:
+        # Its failure may come from the earlier one's (a value that one would have captured).
+        message += f" ({'; '.join(ctx.notes)})"
     return Outcome(_failure(ctx, exc, DeliveryStatus.FAILED, message), None, "failed", message)
 
 

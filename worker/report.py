@@ -21,6 +21,8 @@ class BatchReport:
     dead_letters: int
     #: Deliveries an interrupted earlier run left PENDING: the caller dispatches them.
     redelivered: tuple[Delivery, ...]
+    #: Deliveries held behind earlier ones of their ticket (:mod:`worker.ordering`).
+    waiting: int = 0
     #: Wall time of each phase (ms), for the task's log line: where a slow batch waited.
     phases_ms: dict[str, float] = field(default_factory=dict)
 

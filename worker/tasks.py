@@ -148,7 +148,8 @@ def _process(rt: Runtime, entries: list[tuple[str, str]]) -> dict[str, Any]:
     raws = [raw for _, raw in entries]
     entry_ids = [entry_id for entry_id, _ in entries]
     try:
-        report = rt.batch.run(raws)
+        # The runner acknowledges the entries as soon as their deliveries are stored.
+        report = rt.batch.run(raws, entry_ids)
         if report.redelivered:
             # Deliveries left PENDING by an earlier run of these messages. That run may still
             # be sending them (a producer's duplicate in another batch, a reclaim of a slow
@@ -170,13 +171,13 @@ def _process(rt: Runtime, entries: list[tuple[str, str]]) -> dict[str, Any]:
             raise Reject(f"cannot keep the batch for a retry: {exc}", requeue=True) from exc
         ack_entries(rt.redis, rt.keys.stream, entry_ids)
         return {"messages": len(raws), "error": type(exc).__name__}
-    ack_entries(rt.redis, rt.keys.stream, entry_ids)
     return {
         "messages": report.messages,
         "sent": report.sent,
         "retrying": report.retrying,
         "failed": report.failed,
         "deferred": report.deferred,
+        "waiting": report.waiting,
         "deadLetters": report.dead_letters,
         "ms": report.phases_ms,
     }

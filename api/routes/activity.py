@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Services, ServicesDep, TenantDep
 from api.paging import PageDep
-from api.replay import replay
+from api.replay import replay, replay_all
 from api.views import activity_view
 from integrations.store import Delivery, DeliveryStatus
 
@@ -91,7 +91,7 @@ def replay_one(
 @router.post("/replay")
 def replay_bulk(clientId: TenantDep, svc: ServicesDep, body: BulkReplayIn) -> dict[str, Any]:
     """Replay every row of an event (or all) in a time range and status."""
-    ids: list[str] = []
+    found: list[Delivery] = []
     page = 0
     while True:
         rows, _ = svc.store.list_deliveries(
@@ -103,10 +103,9 @@ def replay_bulk(clientId: TenantDep, svc: ServicesDep, body: BulkReplayIn) -> di
             offset=page * 500,
             limit=500,
         )
-        ids.extend(d.id for d in rows)
+        found.extend(rows)
         if len(rows) < 500:
             break
         page += 1
-    for delivery_id in ids:
-        replay(svc, clientId, _activity_or_404(svc, clientId, delivery_id))
-    return {"replayed": len(ids), "ids": ids}
+    replay_all(svc, clientId, found)
+    return {"replayed": len(found), "ids": [d.id for d in found]}

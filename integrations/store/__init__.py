@@ -16,6 +16,7 @@ from integrations.store.deliveries import DeliveryStore
 from integrations.store.engine import make_engine, unavailable
 from integrations.store.events import EventStore
 from integrations.store.messages import MessageStore
+from integrations.store.ordering import OrderingStore
 from integrations.store.records import (
     TERMINAL_STATUSES,
     Attempt,
@@ -26,6 +27,7 @@ from integrations.store.records import (
     InstalledIntegration,
     NewDelivery,
     StoredEvent,
+    Unfinished,
     delivery_id_for,
     split_secrets,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "NewDelivery",
     "Store",
     "StoredEvent",
+    "Unfinished",
     "delivery_id_for",
     "make_engine",
     "split_secrets",
@@ -49,5 +52,5 @@ __all__ = [
 ]
 
 
-class Store(TenantStore, EventStore, DeliveryStore, MessageStore, CaptureStore):
+class Store(TenantStore, EventStore, DeliveryStore, MessageStore, CaptureStore, OrderingStore):
     """Herald's persistence. Thread-safe; one per process."""

@@ -49,6 +49,10 @@ def to_delivery(row: DeliveryRow) -> Delivery:
         created_at=row.created_at,
         processed_time=row.processed_time,
         next_attempt_at=row.next_attempt_at,
+        ordering_key=row.ordering_key,
+        sequence=row.sequence,
+        ordered=row.ordered if row.ordered is not None else True,
+        waits_on=row.waits_on,
         attempt_log=[
             Attempt(
                 number=a.number,
@@ -90,6 +94,9 @@ def insert_deliveries(s: Session, rows: Sequence[NewDelivery]) -> set[str]:
             "message": d.message,
             "created_at": now,
             "processed_time": now if d.status in DeliveryStatus.TERMINAL else None,
+            "ordering_key": d.ordering_key,
+            "sequence": d.sequence,
+            "ordered": d.ordered,
         }
         for d in sorted(rows, key=lambda d: d.id)  # one lock order for every writer
     ]

@@ -17,11 +17,15 @@ class DeliveryStatus(StrEnum):
 
     PENDING = "PENDING"
     RETRYING = "RETRYING"
+    #: Held behind an earlier delivery of the same ticket (see :mod:`worker.ordering`).
+    WAITING = "WAITING"
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     #: The statuses a delivery never leaves (but for a replay). ``nonmember`` keeps it a plain
-    #: class attribute, not a fifth status; members are ``str``s, so they are found in it.
+    #: class attribute, not another status; members are ``str``s, so they are found in it.
     TERMINAL = nonmember(frozenset({"SUCCESS", "FAILED"}))
+    #: The statuses of a delivery still to be sent: a later one of its ticket waits for it.
+    UNFINISHED = nonmember(("PENDING", "RETRYING", "WAITING"))
 
 
 #: :attr:`DeliveryStatus.TERMINAL`, as members.
@@ -159,6 +163,14 @@ class Delivery:
     processed_time: datetime | None
     next_attempt_at: datetime | None
     attempt_log: list[Attempt]
+    #: The ticket this delivery is ordered by (:func:`worker.ordering.ordering_key`), and its
+    #: place among the ticket's deliveries; ``None`` for a dead letter or an entity without id.
+    ordering_key: str | None = None
+    sequence: str | None = None
+    #: Whether it waits for earlier deliveries of its ticket (the event's ``ordering``).
+    ordered: bool = True
+    #: The delivery it waits, or last waited, for.
+    waits_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,21 @@ class NewDelivery:
     status: DeliveryStatus = DeliveryStatus.PENDING
     status_message: str = ""
     error_class: str | None = None
+    ordering_key: str | None = None
+    sequence: str | None = None
+    ordered: bool = True
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A delivery of a ticket not finished yet, as the store lists it."""
+
+    key: str
+    sequence: str
+    id: str
+    status: str
+    #: When it is due again (epoch seconds), if it is scheduled.
+    due: float | None = None
 
 
 @dataclass(frozen=True)

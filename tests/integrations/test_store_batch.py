@@ -92,10 +92,20 @@ def _statements(store: Store) -> Iterator[list[str]]:
 
 def test_delivery_status_is_a_str_enum_with_its_terminal_set() -> None:
     assert DeliveryStatus("SUCCESS") is DeliveryStatus.SUCCESS
-    assert [s.value for s in DeliveryStatus] == ["PENDING", "RETRYING", "SUCCESS", "FAILED"]
+    assert [s.value for s in DeliveryStatus] == [
+        "PENDING",
+        "RETRYING",
+        "WAITING",
+        "SUCCESS",
+        "FAILED",
+    ]
     assert DeliveryStatus.TERMINAL == TERMINAL_STATUSES
     assert DeliveryStatus.FAILED in DeliveryStatus.TERMINAL and "SUCCESS" in TERMINAL_STATUSES
     assert DeliveryStatus.RETRYING not in DeliveryStatus.TERMINAL
+    # Every status is either finished or still to be sent (a later delivery waits for it).
+    unfinished = set(DeliveryStatus.UNFINISHED)
+    assert unfinished | set(DeliveryStatus.TERMINAL) == {s.value for s in DeliveryStatus}
+    assert not unfinished & set(DeliveryStatus.TERMINAL)
     assert f"{DeliveryStatus.PENDING}" == "PENDING"
 
 
