@@ -50,17 +50,19 @@ def token(
             status_code=429,
             headers={"Retry-After": str(wait)},
         )
-    store = svc.store
-    if not client_id or not client_secret or not store.verify_tenant(client_id, client_secret):
+    ttl = svc.settings.api_token_ttl
+    issued = None
+    if client_id and client_secret:
+        issued = svc.store.login(client_id, client_secret, ttl)
+    if issued is None:
         return JSONResponse(
             {"error": "invalid_client", "error_description": "unknown client or wrong secret"},
             status_code=401,
         )
-    svc.throttle.succeeded(client_id, address)
-    ttl = svc.settings.api_token_ttl
+    svc.throttle.succeeded(client_id or "", address)
     return JSONResponse(
         {
-            "access_token": store.issue_token(client_id, ttl),
+            "access_token": issued,
             "token_type": "bearer",
             "expires_in": ttl,
             "scope": "global",

@@ -8,11 +8,11 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, literal, select
 from sqlalchemy.orm import Session
 
 from integrations.store.engine import StoreBase
-from integrations.tables import ApiTokenRow, TenantRow, utcnow
+from integrations.tables import ApiTokenRow, TenantRow, UTCDateTime, utcnow
 
 _PBKDF2_ROUNDS = 60_000
 
@@ -83,20 +83,39 @@ class TenantStore(StoreBase):
             row = s.get(TenantRow, client_id)
             return row is not None and _verify_secret(secret, row.secret_hash)
 
-    def issue_token(self, client_id: str, ttl: int) -> str:
-        """Issue a bearer token scoped to one tenant; only its hash is kept."""
+    def login(self, client_id: str, secret: str, ttl: int) -> str | None:
+        """A bearer token for ``client_id`` if ``secret`` is its client secret, else ``None``.
+
+        The token is written only if the secret checked is still the tenant's when it is
+        written: a rotation that lands between the check and the write (the check takes
+        about 25 ms of hashing) leaves no token behind. Its ``INSERT … SELECT`` reads the
+        tenant row under a share lock on PostgreSQL, so it either waits for the rotation and
+        finds the new hash, or the rotation waits for it and then revokes the new token.
+        """
+        with self.session() as s:
+            row = s.get(TenantRow, client_id)
+            checked = row.secret_hash if row is not None else None
+        if checked is None or not _verify_secret(secret, checked):
+            return None
         token = secrets.token_urlsafe(32)
         now = utcnow()
+        tenant = (
+            select(
+                literal(_token_hash(token)),
+                TenantRow.client_id,
+                literal(now + timedelta(seconds=ttl), UTCDateTime()),
+            )
+            .where(TenantRow.client_id == client_id, TenantRow.secret_hash == checked)
+            .with_for_update(read=True)
+        )
         with self.session() as s:
             s.execute(delete(ApiTokenRow).where(ApiTokenRow.expires_at < now))
-            s.add(
-                ApiTokenRow(
-                    token_hash=_token_hash(token),
-                    client_id=client_id,
-                    expires_at=now + timedelta(seconds=ttl),
-                )
+            written = s.scalar(
+                insert(ApiTokenRow)
+                .from_select(["token_hash", "client_id", "expires_at"], tenant)
+                .returning(ApiTokenRow.token_hash)
             )
-        return token
+            return token if written is not None else None
 
     def tenant_for_token(self, token: str) -> str | None:
         """The tenant a live bearer token belongs to, or ``None``."""
