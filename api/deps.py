@@ -63,6 +63,14 @@ def installed_or_404(svc: Services, client_id: str, installed_id: str) -> Instal
     return inst
 
 
+def live_installed_or_404(svc: Services, client_id: str, installed_id: str) -> InstalledIntegration:
+    """:func:`installed_or_404`, and a 409 if it is uninstalled: nothing new goes into it."""
+    inst = installed_or_404(svc, client_id, installed_id)
+    if inst.state == "UNINSTALLED":
+        raise HTTPException(409, f"installed integration {installed_id} is uninstalled")
+    return inst
+
+
 def event_or_404(svc: Services, client_id: str, installed_id: str, event_id: str) -> StoredEvent:
     """The event of the tenant's installed integration, or a 404 naming what is missing."""
     installed_or_404(svc, client_id, installed_id)

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from integrations.config import Settings
 from integrations.errors import HeraldError, InvalidInput
-from integrations.models import IntegrationEventIn
+from integrations.models import IntegrationEventIn, Notifier
 from integrations.rulebook import compile_criteria, validate_template
 from notifiers.safety import check_literal_url
 from notifiers.urls import resolve_url
@@ -25,6 +25,11 @@ def check_urls(spec_urls: dict[str, str | None], settings: Settings) -> None:
                 raise InvalidInput(field, reason)
 
 
+def notifier_destinations(notifier: Notifier) -> frozenset[str]:
+    """The origins (scheme, host, port) a base notifier sends to or asks tokens from."""
+    return _origins([notifier.baseURI, notifier.accessTokenURL, notifier.tokenURL])
+
+
 def destinations(spec: IntegrationEventIn) -> frozenset[str]:
     """The origins (scheme, host, port) an event sends to or asks tokens from."""
     n = spec.notifier
@@ -33,6 +38,10 @@ def destinations(spec: IntegrationEventIn) -> frozenset[str]:
         urls.append(resolve_url(n.baseURI if n else None, spec.endPointURI))
     except HeraldError:
         urls.append(spec.endPointURI)
+    return _origins(urls)
+
+
+def _origins(urls: list[str | None]) -> frozenset[str]:
     origins = set()
     for url in urls:
         if url:

@@ -14,16 +14,29 @@ def _time(value: datetime | None) -> str | None:
 
 
 def installed_view(inst: InstalledIntegration) -> dict[str, Any]:
-    """An installed integration (``id`` = ``INTG-<uuid>``)."""
-    view: dict[str, Any] = {
-        "id": inst.id,
-        "displayName": inst.display_name,
-        "integration": {"id": inst.intg_id},
-        "state": "ENABLED",
-        "createdTime": _time(inst.created_at),
-    }
+    """An installed integration (``id`` = ``INTG-<uuid>``), with the fields it keeps."""
+    view: dict[str, Any] = dict(inst.extra or {})
+    view.update(
+        {
+            "id": inst.id,
+            "displayName": inst.display_name,
+            "integration": {"id": inst.intg_id},
+            "state": str(inst.state),
+            "createdTime": _time(inst.created_at),
+            "updatedTime": _time(inst.updated_at or inst.created_at),
+        }
+    )
+    if inst.state_reason is not None:
+        view["uninstallReason"] = inst.state_reason
     if inst.base_notifier is not None:
         view["notifier"] = inst.base_notifier.public()
+        # Where OpsRamp echoes it, with its type and grant; never with a secret.
+        shown = {**inst.base_notifier.public(), "type": inst.base_notifier.type.value}
+        if inst.base_notifier.grantType is not None:
+            shown["grantType"] = inst.base_notifier.grantType.value
+        outbound = dict(view.get("outboundConfig") or {})
+        outbound["baseNotifier"] = shown
+        view["outboundConfig"] = outbound
     return view
 
 

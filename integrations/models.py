@@ -188,6 +188,26 @@ class Notifier(_Strict):
         return shown
 
 
+#: Key names that say a value is a secret, in fields Herald keeps without knowing them.
+_SECRET_KEY = re.compile(r"pass|secret|token|key|credential|auth|cert|private", re.IGNORECASE)
+
+
+def mask_secrets(value: Any) -> Any:
+    """``value`` with every string under a secret-sounding key masked, at any depth (pure).
+
+    For what OpsRamp clients send that Herald keeps unread (``inboundConfig``...): it is
+    stored and echoed, so a password in it must be neither.
+    """
+    if isinstance(value, dict):
+        return {
+            k: MASK if isinstance(v, str) and _SECRET_KEY.search(str(k)) else mask_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
 def field_path(loc: Sequence[int | str]) -> str:
     """``("filterCriteria", "rules", 0, "operator")`` -> ``filterCriteria.rules[0].operator``."""
     out = ""

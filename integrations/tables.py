@@ -75,6 +75,12 @@ class InstalledIntegrationRow(Base):
     #: The base notifier without its secrets (JSON), and its secrets sealed apart.
     base_notifier: Mapped[str | None] = mapped_column(Text, nullable=True)
     base_notifier_secrets: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: ``ENABLED``, ``DISABLED`` or ``UNINSTALLED``: only an enabled one's events match.
+    state: Mapped[str] = mapped_column(String(16), default="ENABLED")
+    #: Why it was uninstalled (OpsRamp's ``uninstallReason``).
+    state_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Fields OpsRamp clients send that Herald has no use for (``category``...), kept (JSON).
+    extra: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

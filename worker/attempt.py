@@ -23,7 +23,7 @@ from integrations.config import Settings
 from integrations.errors import HeraldError, PermanentError, RetryableError
 from integrations.models import EntityChange
 from integrations.redis_keys import RedisKeys
-from integrations.store import Delivery, DeliveryStatus, Store, StoredEvent
+from integrations.store import Delivery, DeliveryStatus, InstalledState, Store, StoredEvent
 from notifiers.sender import Sender
 from worker.gate import OrderGate
 from worker.health import BreakerPolicy, EndpointHealth, breaker_key, is_open
@@ -164,6 +164,11 @@ class Deliverer:
         event = self.store.load_event(delivery.event_id) if delivery.event_id else None
         if event is None:
             return self._give_up(delivery, "integration event was deleted", "event_deleted")
+        if event.installed_state != InstalledState.ENABLED:
+            state = str(event.installed_state).lower()
+            return self._give_up(
+                delivery, f"its installed integration is {state}", f"integration_{state}"
+            )
         if not event.active:
             reason = "integration event is inactive"
             if event.disabled_reason:

@@ -6,7 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from api.deps import ServicesDep, TenantDep, event_or_404, installed_or_404
+from api.deps import (
+    ServicesDep,
+    TenantDep,
+    event_or_404,
+    installed_or_404,
+    live_installed_or_404,
+)
 from api.paging import PageDep
 from api.validation import destinations, validate_event
 from api.views import event_view
@@ -26,7 +32,7 @@ def create_event(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, body: IntegrationEventIn
 ) -> dict[str, Any]:
     """Create an event (the seed's ``Create integration event``)."""
-    installed_or_404(svc, clientId, installedIntgId)
+    live_installed_or_404(svc, clientId, installedIntgId)
     validate_event(body, svc.settings)
     return event_view(svc.store.create_event(clientId, installedIntgId, body))
 
@@ -67,6 +73,7 @@ def update_event(
 
     Every worker compiles the new version at its next batch.
     """
+    live_installed_or_404(svc, clientId, installedIntgId)
     current = event_or_404(svc, clientId, installedIntgId, eventId)
     validate_event(body, svc.settings)
     kept = omitted_secrets(body, current.spec)
@@ -97,6 +104,7 @@ def delete_event(
 def _set_active(
     svc: ServicesDep, client_id: str, installed_id: str, event_id: str, active: bool
 ) -> dict[str, Any]:
+    live_installed_or_404(svc, client_id, installed_id)
     event_or_404(svc, client_id, installed_id, event_id)
     if active:
         # A re-activated event starts with a clean record: old failures must not disable it

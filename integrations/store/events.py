@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from integrations.enums import Entity, EventType
@@ -24,9 +24,10 @@ from integrations.models import (
     Rule,
     is_credential_header,
 )
-from integrations.store.engine import StoreBase, bump_config_version, chunks, owned
+from integrations.store.engine import bump_config_version, chunks, owned
+from integrations.store.installed import InstalledStore
 from integrations.store.records import (
-    InstalledIntegration,
+    InstalledState,
     StoredEvent,
     keep_omitted_secrets,
     split_secrets,
@@ -40,87 +41,34 @@ from integrations.tables import (
 )
 
 
-class EventStore(StoreBase):
-    """Installed integrations and integration events."""
-
-    # -- installed integrations ------------------------------------------------------------
-
-    def _open_notifier(self, public: str | None, sealed: str | None) -> Notifier | None:
-        if not public:
-            return None
-        data = json.loads(public)
-        data.update(self._box.open(sealed))
-        return Notifier.model_validate(data)
-
-    def _installed(self, row: InstalledIntegrationRow) -> InstalledIntegration:
-        return InstalledIntegration(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            intg_id=row.intg_id,
-            display_name=row.display_name,
-            base_notifier=self._open_notifier(row.base_notifier, row.base_notifier_secrets),
-            created_at=row.created_at,
-        )
-
-    def install(self, tenant_id: str, intg_id: str, display_name: str) -> InstalledIntegration:
-        """Install an integration for a tenant; its id is ``INTG-<uuid>``."""
-        row = InstalledIntegrationRow(
-            id=f"INTG-{uuid.uuid4()}",
-            tenant_id=tenant_id,
-            intg_id=intg_id,
-            display_name=display_name,
-        )
-        with self.session() as s:
-            s.add(row)
-            s.flush()
-            return self._installed(row)
-
-    def get_installed(self, tenant_id: str, installed_id: str) -> InstalledIntegration | None:
-        """The tenant's installed integration, or ``None`` if unknown or another tenant's."""
-        with self.session() as s:
-            row = owned(s, InstalledIntegrationRow, installed_id, tenant_id)
-            return self._installed(row) if row is not None else None
-
-    def set_base_notifier(
-        self, tenant_id: str, installed_id: str, notifier: Notifier
-    ) -> InstalledIntegration | None:
-        """Store the installed integration's base notifier (secrets sealed)."""
-        public, hidden = split_secrets(notifier)
-        with self.session() as s:
-            row = owned(s, InstalledIntegrationRow, installed_id, tenant_id)
-            if row is None:
-                return None
-            row.base_notifier = json.dumps(public)
-            row.base_notifier_secrets = self._box.seal(hidden)
-            # Events that use the base notifier changed too: bump them so caches refresh.
-            s.execute(
-                update(IntegrationEventRow)
-                .where(IntegrationEventRow.installed_id == installed_id)
-                .values(updated_at=utcnow())
-            )
-            bump_config_version(s)
-            s.flush()
-            return self._installed(row)
+class EventStore(InstalledStore):
+    """Integration events (and, from :class:`InstalledStore`, their installed integrations)."""
 
     # -- integration events ----------------------------------------------------------------
 
-    def _base_notifiers(self, s: Session, installed_ids: Collection[str]) -> dict[str, Notifier]:
-        """The base notifiers of these installed integrations (those that have one)."""
-        found: dict[str, Notifier] = {}
+    def _parents(
+        self, s: Session, installed_ids: Collection[str]
+    ) -> dict[str, tuple[Notifier | None, InstalledState]]:
+        """The base notifier and state of each of these installed integrations."""
+        found: dict[str, tuple[Notifier | None, InstalledState]] = {}
         for chunk in chunks(sorted(installed_ids)):
             rows = s.execute(
                 select(
                     InstalledIntegrationRow.id,
                     InstalledIntegrationRow.base_notifier,
                     InstalledIntegrationRow.base_notifier_secrets,
+                    InstalledIntegrationRow.state,
                 ).where(InstalledIntegrationRow.id.in_(chunk))
             )
-            for key, public, sealed in rows:
-                if (notifier := self._open_notifier(public, sealed)) is not None:
-                    found[key] = notifier
+            for key, public, sealed, state in rows:
+                found[key] = (self._open_notifier(public, sealed), InstalledState(state))
         return found
 
-    def _event(self, row: IntegrationEventRow, base_notifier: Notifier | None) -> StoredEvent:
+    def _event(
+        self,
+        row: IntegrationEventRow,
+        parent: tuple[Notifier | None, InstalledState] = (None, InstalledState.ENABLED),
+    ) -> StoredEvent:
         config = json.loads(row.config)
         hidden = self._box.open(row.notifier_secrets)
         for i, value in hidden.pop("headers", {}).items():
@@ -152,11 +100,13 @@ class EventStore(StoreBase):
             spec=IntegrationEventIn.model_validate(config),
             created_at=row.created_at,
             updated_at=row.updated_at,
-            base_notifier=base_notifier,
+            base_notifier=parent[0],
+            installed_state=parent[1],
         )
 
     def _event_of(self, s: Session, row: IntegrationEventRow) -> StoredEvent:
-        return self._event(row, self._base_notifiers(s, [row.installed_id]).get(row.installed_id))
+        parents = self._parents(s, [row.installed_id])
+        return self._event(row, parents.get(row.installed_id, (None, InstalledState.ENABLED)))
 
     def _write(self, row: IntegrationEventRow, spec: IntegrationEventIn) -> None:
         """Put ``spec`` in ``row``: its public config, its sealed secrets, its criteria."""
@@ -268,8 +218,11 @@ class EventStore(StoreBase):
                         )
                     )
                 )
-            bases = self._base_notifiers(s, {r.installed_id for r in rows})
-            return {r.id: self._event(r, bases.get(r.installed_id)) for r in rows}
+            parents = self._parents(s, {r.installed_id for r in rows})
+            return {
+                r.id: self._event(r, parents.get(r.installed_id, (None, InstalledState.ENABLED)))
+                for r in rows
+            }
 
     def list_events(self, tenant_id: str, installed_id: str) -> list[StoredEvent]:
         """The integration events under one installed integration, oldest first."""
@@ -282,8 +235,8 @@ class EventStore(StoreBase):
                 )
                 .order_by(IntegrationEventRow.created_at)
             ).all()
-            base = self._base_notifiers(s, [installed_id]).get(installed_id)
-            return [self._event(r, base) for r in rows]
+            parent = self._parents(s, [installed_id]).get(installed_id)
+            return [self._event(r, *([parent] if parent else [])) for r in rows]
 
     def delete_event(self, tenant_id: str, event_id: str) -> bool:
         """Delete an integration event; ``False`` if there was none."""
@@ -312,18 +265,25 @@ class EventStore(StoreBase):
     def candidate_keys(
         self, tenant_id: str, entity: Entity, event_type: EventType
     ) -> list[tuple[str, datetime]]:
-        """``(id, updated_at)`` of the active events a change may match (served by an index).
+        """``(id, updated_at)`` of the active events a change may match (served by an index):
+        those of enabled installed integrations only.
 
         The worker keeps compiled events by these keys, so matching a change costs one
         indexed query, not a decryption and validation of every candidate.
         """
         with self.session() as s:
             rows = s.execute(
-                select(IntegrationEventRow.id, IntegrationEventRow.updated_at).where(
+                select(IntegrationEventRow.id, IntegrationEventRow.updated_at)
+                .join(
+                    InstalledIntegrationRow,
+                    InstalledIntegrationRow.id == IntegrationEventRow.installed_id,
+                )
+                .where(
                     IntegrationEventRow.tenant_id == tenant_id,
                     IntegrationEventRow.entity == entity.value,
                     IntegrationEventRow.event_type == event_type.value,
                     IntegrationEventRow.active.is_(True),
+                    InstalledIntegrationRow.state == str(InstalledState.ENABLED),
                 )
             ).all()
             return [(r[0], r[1]) for r in rows]

@@ -51,18 +51,23 @@ def split_secrets(notifier: Notifier) -> tuple[dict[str, Any], dict[str, Any]]:
     return data, hidden
 
 
+def notifier_omissions(new: Notifier | None, old: Notifier | None) -> dict[str, Any]:
+    """The stored secrets of ``old`` that ``new`` leaves out, by field (pure)."""
+    if new is None or old is None:
+        return {}
+    return {
+        field: getattr(old, field)
+        for field in SECRET_FIELDS
+        if getattr(new, field) is None and getattr(old, field) is not None
+    }
+
+
 def _omissions(
     new: IntegrationEventIn, old: IntegrationEventIn
 ) -> tuple[dict[str, Any], dict[int, str]]:
     """The stored secrets ``new`` leaves out: notifier fields by name, header values by
     index (a header sent back as ``***``)."""
-    fields: dict[str, Any] = {}
-    if new.notifier is not None and old.notifier is not None:
-        fields = {
-            field: getattr(old.notifier, field)
-            for field in SECRET_FIELDS
-            if getattr(new.notifier, field) is None and getattr(old.notifier, field) is not None
-        }
+    fields = notifier_omissions(new.notifier, old.notifier)
     stored = {h.key.lower(): h.value for h in old.headers}
     headers = {
         i: stored[h.key.lower()]
@@ -92,6 +97,14 @@ def keep_omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> In
     return new.model_copy(update={"notifier": notifier, "headers": headers})
 
 
+class InstalledState(StrEnum):
+    """Where an installed integration is in its life; only an enabled one's events match."""
+
+    ENABLED = "ENABLED"
+    DISABLED = "DISABLED"
+    UNINSTALLED = "UNINSTALLED"
+
+
 @dataclass(frozen=True)
 class InstalledIntegration:
     """An installed integration: the parent of integration events."""
@@ -102,6 +115,12 @@ class InstalledIntegration:
     display_name: str
     base_notifier: Notifier | None
     created_at: datetime
+    state: InstalledState = InstalledState.ENABLED
+    #: Why it was uninstalled, as the caller said.
+    state_reason: str | None = None
+    #: What OpsRamp clients sent that Herald keeps without using (``category``...).
+    extra: Mapping[str, Any] | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,8 @@ class StoredEvent:
     #: The installed integration's base notifier (secrets opened), loaded with the event so a
     #: worker never reads the installed integration per delivery.
     base_notifier: Notifier | None = None
+    #: The installed integration's state: a delivery of a disabled one is not attempted.
+    installed_state: InstalledState = InstalledState.ENABLED
 
 
 @dataclass(frozen=True)

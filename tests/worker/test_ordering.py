@@ -17,7 +17,7 @@ import redis
 
 from api.dispatch import replay_deliveries
 from integrations.config import Settings
-from integrations.store import DeliveryStatus, StoredEvent, delivery_id_for
+from integrations.store import DeliveryStatus, InstalledState, StoredEvent, delivery_id_for
 from tests.support.sinks import RecordingSink, Reply
 from tests.worker.test_batch import TENANT, Rig
 from worker.attempt import Deliverer
@@ -299,3 +299,18 @@ def test_a_bulk_replay_resets_every_row_before_it_sends_any(
     assert tickets.due_in(note.id) < 1  # woken by the CREATE
     assert tickets.deliverer.deliver(note.id).outcome == "sent"
     assert [r.path for r in sink.requests][-2:] == ["/tickets", "/notes"]
+
+
+def test_a_retry_of_a_disabled_integration_ends_failed_and_says_so(
+    tickets: Tickets, sink: RecordingSink
+) -> None:
+    sink.reply(Reply(503))
+    tickets.runner.run([change("c1", "INC-1")])
+    create = tickets.row("c1", tickets.create)
+    assert create.status == DeliveryStatus.RETRYING
+    tickets.store.set_installed_state(TENANT, tickets.installed, InstalledState.DISABLED)
+    assert tickets.deliverer.deliver(create.id).outcome == "failed"
+    done = tickets.row("c1", tickets.create)
+    assert done.status == DeliveryStatus.FAILED and done.error_class == "integration_disabled"
+    assert "disabled" in done.status_message
+    assert len(sink.requests) == 1  # nothing more was sent
