@@ -13,6 +13,10 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+def _epoch_ms(value: datetime | None) -> int | None:
+    return int(value.timestamp() * 1000) if value is not None else None
+
+
 def installed_view(inst: InstalledIntegration) -> dict[str, Any]:
     """An installed integration (``id`` = ``INTG-<uuid>``), with the fields it keeps."""
     view: dict[str, Any] = dict(inst.extra or {})
@@ -112,7 +116,9 @@ def activity_view(d: Delivery) -> dict[str, Any]:
         "resPayload": d.res_payload,
         "httpStatus": d.http_status,
         "errorClass": d.error_class,
-        "processedTime": _time(d.processed_time),
+        # OpsRamp gives epoch milliseconds; Herald's ISO time is beside it.
+        "processedTime": _epoch_ms(d.processed_time),
+        "processedTimeIso": _time(d.processed_time),
         "createdTime": _time(d.created_at),
         "nextAttemptTime": _time(d.next_attempt_at),
         "eventId": d.event_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
@@ -12,8 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Services, ServicesDep, TenantDep
 from api.paging import PageDep
 from api.replay import replay, replay_all
+from api.search import parse_query
 from api.views import activity_view
+from integrations.errors import InvalidInput
 from integrations.store import Delivery, DeliveryStatus
+from integrations.store.deliveries import ACTIVITY_FIELDS, ACTIVITY_SORTS
 
 TENANT = "/api/v2/tenants/{clientId}"
 
@@ -30,6 +33,34 @@ class BulkReplayIn(BaseModel):
     status: str = DeliveryStatus.FAILED
 
 
+#: The latest time a query may name (epoch ms of 2100-01-01): past it is a 400, never a
+#: database overflow.
+MAX_EPOCH_MS = 4_102_444_800_000
+_LATEST = datetime.fromtimestamp(MAX_EPOCH_MS / 1000, UTC)
+
+EpochMs = Annotated[
+    int | None,
+    Query(ge=0, le=MAX_EPOCH_MS, description="epoch milliseconds, on the row's creation time"),
+]
+
+
+def _bounded(field: str, value: datetime | None) -> datetime | None:
+    if value is not None:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value > _LATEST:
+            raise InvalidInput(field, "must be before 2100-01-01")
+    return value
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(a, b) if a and b else a or b
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(a, b) if a and b else a or b
+
+
 @router.get("")
 def activity(
     clientId: TenantDep,
@@ -38,26 +69,66 @@ def activity(
     eventId: str | None = None,
     status: str | None = None,
     messageId: str | None = None,
+    installedIntgId: str | None = None,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
+    startTime: EpochMs = None,
+    endTime: EpochMs = None,
+    intgMode: Annotated[
+        str | None, Query(description="OUTBOUND (Herald has no inbound integrations)")
+    ] = None,
+    sortName: Annotated[str, Query(description="one of: " + ", ".join(ACTIVITY_SORTS))] = (
+        "createdTime"
+    ),
+    queryString: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="`field:value` pairs joined by `+`; fields: " + ", ".join(ACTIVITY_FIELDS),
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """A page of the tenant's activity, newest first."""
+    """A page of the tenant's activity, newest first unless ``isDescendingOrder=false``.
+
+    OpsRamp's parameters (``startTime``, ``endTime``, ``installedIntgId``, ``intgMode``,
+    ``sortName``, ``queryString``) and Herald's own (``from``, ``to``, ``eventId``,
+    ``status``, ``messageId``) may be mixed: every condition must hold.
+    """
+    if sortName not in ACTIVITY_SORTS:
+        raise InvalidInput("sortName", f"must be one of: {', '.join(ACTIVITY_SORTS)}")
+    mode = (intgMode or "OUTBOUND").upper()
+    if mode not in ("OUTBOUND", "INBOUND"):
+        raise InvalidInput("intgMode", "must be OUTBOUND or INBOUND")
+    equal = dict(parse_query(queryString or "", tuple(ACTIVITY_FIELDS)))
+    for name, value in (("installedIntgId", installedIntgId), ("status", status)):
+        if value:
+            equal[name] = value
+    if "status" in equal:
+        equal["status"] = equal["status"].upper()
+    since = _later(_bounded("from", start), _from_ms(startTime))
+    until = _earlier(_bounded("to", end), _from_ms(endTime))
+    descending = page.descending_or(True)
+    if mode == "INBOUND":  # every row of Herald's is outbound
+        return page.body([], 0, descending) | {"duplicatesDropped": 0}
     rows, total = svc.store.list_deliveries(
         clientId,
         event_id=eventId,
-        status=status.upper() if status else None,
         message_id=messageId,
-        since=start,
-        until=end,
+        equal=equal,
+        since=since,
+        until=until,
         offset=page.offset,
         limit=page.size,
+        sort=sortName,
+        descending=descending,
     )
-    # Newest first is the store's order; OpsRamp's ascending flag reverses the page.
-    descending = page.descending_or(True)
-    views = [activity_view(d) for d in rows]
-    body = page.body(views if descending else views[::-1], total, descending)
+    body = page.body([activity_view(d) for d in rows], total, descending)
     body["duplicatesDropped"] = svc.store.duplicate_count(clientId)
     return body
+
+
+def _from_ms(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
 def _activity_or_404(svc: Services, client_id: str, activity_id: str) -> Delivery:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,26 @@ from integrations.store.records import (
     NewDelivery,
 )
 from integrations.tables import AttemptRow, DeliveryRow, utcnow
+
+
+#: The activity log's fields a query may ask to equal a value, by their API names.
+ACTIVITY_FIELDS: dict[str, Any] = {
+    "eventId": DeliveryRow.event_id,
+    "installedIntgId": DeliveryRow.installed_id,
+    "status": DeliveryRow.status,
+    "messageId": DeliveryRow.message_id,
+    "entityId": DeliveryRow.entity_id,
+    "entity": DeliveryRow.entity,
+    "eventType": DeliveryRow.event_type,
+    "errorClass": DeliveryRow.error_class,
+}
+#: What the activity log may be sorted by (``sortName``).
+ACTIVITY_SORTS: dict[str, Any] = {
+    "createdTime": DeliveryRow.created_at,
+    "processedTime": DeliveryRow.processed_time,
+    "status": DeliveryRow.status,
+    "eventId": DeliveryRow.event_id,
+}
 
 
 def to_delivery(row: DeliveryRow) -> Delivery:
@@ -293,25 +313,35 @@ class DeliveryStore(StoreBase):
         until: datetime | None = None,
         offset: int = 0,
         limit: int = 100,
+        equal: Mapping[str, str] | None = None,
+        sort: str = "createdTime",
+        descending: bool = True,
     ) -> tuple[list[Delivery], int]:
-        """A page of the tenant's activity log, newest first, and the total count."""
+        """A page of the tenant's activity log (newest first by default), and the total.
+
+        ``equal``: more ``{field: value}`` conditions, by their API names
+        (:data:`ACTIVITY_FIELDS`); ``sort``: one of :data:`ACTIVITY_SORTS`.
+        """
+        wanted = dict(equal or {})
+        for name, value in (("eventId", event_id), ("status", status), ("messageId", message_id)):
+            if value:
+                wanted[name] = value
         conds = [DeliveryRow.tenant_id == tenant_id]
-        if event_id:
-            conds.append(DeliveryRow.event_id == event_id)
-        if status:
-            conds.append(DeliveryRow.status == status)
-        if message_id:
-            conds.append(DeliveryRow.message_id == message_id)
+        conds += [ACTIVITY_FIELDS[name] == value for name, value in wanted.items()]
         if since:
             conds.append(DeliveryRow.created_at >= since)
         if until:
             conds.append(DeliveryRow.created_at <= until)
+        column = ACTIVITY_SORTS[sort]
+        # Rows not processed yet (no processedTime) come last newest-first, first oldest-first,
+        # on both databases (their defaults differ).
+        order = column.desc().nulls_last() if descending else column.asc().nulls_first()
         with self.session() as s:
             total = s.scalar(select(func.count()).select_from(DeliveryRow).where(*conds)) or 0
             rows = s.scalars(
                 select(DeliveryRow)
                 .where(*conds)
-                .order_by(DeliveryRow.created_at.desc(), DeliveryRow.id)
+                .order_by(order, DeliveryRow.id)
                 .offset(offset)
                 .limit(limit)
             )
