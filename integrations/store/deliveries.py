@@ -22,7 +22,6 @@ from integrations.store.records import (
 )
 from integrations.tables import AttemptRow, DeliveryRow, utcnow
 
-
 #: The activity log's fields a query may ask to equal a value, by their API names.
 ACTIVITY_FIELDS: dict[str, Any] = {
     "eventId": DeliveryRow.event_id,
