@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from integrations.config import Settings
 from integrations.errors import HeraldError, InvalidInput
 from integrations.models import IntegrationEventIn, Notifier
-from integrations.rulebook import compile_criteria, validate_template
+from integrations.placeholders import BUILTINS, FUNCTION_ROOTS
+from integrations.rulebook import (
+    compile_criteria,
+    template_names,
+    url_names,
+    validate_template,
+    validate_url_template,
+)
 from notifiers.safety import check_literal_url
 from notifiers.urls import resolve_url
 
@@ -50,10 +58,17 @@ def _origins(urls: list[str | None]) -> frozenset[str]:
     return frozenset(origins)
 
 
-def validate_event(spec: IntegrationEventIn, settings: Settings) -> None:
-    """Checks beyond the model: regexes, template syntax, URLs (each a 400 naming the field)."""
+def validate_event(
+    spec: IntegrationEventIn, settings: Settings, captured: Iterable[str] = ()
+) -> None:
+    """Checks beyond the model: regexes, template syntax, the names templates read, URLs
+    (each a 400 naming the field). ``captured``: what the installed integration's other
+    events capture from responses, which this one's templates may read."""
     compile_criteria(spec.filterCriteria, spec.entity)
     validate_template(spec.template)
+    if spec.endPointURI:
+        validate_url_template(spec.endPointURI)
+    check_names(spec, captured)
     n = spec.notifier
     if n is not None and not spec.useBaseNotifier:
         try:
@@ -69,3 +84,27 @@ def validate_event(spec: IntegrationEventIn, settings: Settings) -> None:
         },
         settings,
     )
+
+
+def check_names(spec: IntegrationEventIn, captured: Iterable[str]) -> None:
+    """A 400 for a ``$root`` the event's templates read that nothing will ever provide (a
+    typo such as ``$incidnet``); fields under a known root stay free (custom fields)."""
+    own = [h.key for h in spec.responseHeaders]
+    known = [spec.entity.token, *BUILTINS, *FUNCTION_ROOTS, *captured, *own]
+    folded = {name.casefold() for name in known}
+    read = {
+        "payload": template_names(spec.template, spec.entity),
+        "endPointURI": url_names(spec.endPointURI, spec.entity) if spec.endPointURI else (),
+    }
+    for field, names in read.items():
+        unknown = sorted(n for n in names if n.casefold() not in folded)
+        if unknown:
+            others = sorted(set(captured) | set(own))
+            values = f"; captured values: ${', $'.join(others)}" if others else ""
+            raise InvalidInput(
+                field,
+                f"${unknown[0]} is not a placeholder this event can read: it reads "
+                f"${spec.entity.token}.<field>, ${', $'.join(BUILTINS)}, $utils.<function> "
+                f"and $esc.<function>{values} (a value captured by another event of the "
+                "integration can be read once that event exists)",
+            )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from integrations.enums import Entity
+from rules.functions import USAGE
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,20 @@ _ALERT = (
 )
 
 
+#: Names every template can read besides its entity, with what they hold.
+BUILTINS: dict[str, str] = {
+    "installedAppId": "the id of the event's installed integration (INTG-...)",
+    "entity": "the entity type of the change (INCIDENT, ALERT...)",
+}
+#: The function roots (:mod:`rules.functions`).
+FUNCTION_ROOTS = ("utils", "esc")
+
+
+def builtin_values(installed_id: str, entity: Entity) -> dict[str, str]:
+    """The values of :data:`BUILTINS` for one delivery."""
+    return {"installedAppId": installed_id, "entity": entity.value}
+
+
 def _fields(entity: Entity) -> tuple[tuple[str, str], ...]:
     if entity is Entity.RESOURCE:
         return _RESOURCE
@@ -114,11 +129,18 @@ def _fields(entity: Entity) -> tuple[tuple[str, str], ...]:
 
 
 def placeholders(entity: Entity) -> list[Placeholder]:
-    """The catalogue of ``entity``, in the order of the reference."""
-    return [
+    """The catalogue of ``entity``, in the order of the reference: its fields, the names
+    every template can read, then the functions."""
+    found = [
         Placeholder(name, f"${entity.token}.{name}", description)
         for name, description in _fields(entity)
     ]
+    found += [Placeholder(name, f"${name}", what) for name, what in BUILTINS.items()]
+    found += [
+        Placeholder(f"{root}.{name}", example.replace("{entity}", entity.token), what)
+        for (root, name), (example, what) in USAGE.items()
+    ]
+    return found
 
 
 def markdown() -> str:
@@ -132,10 +154,22 @@ def markdown() -> str:
         "stay allowed: entities carry custom fields, and a field with no value renders empty",
         "with a warning in the activity log. Values captured from earlier responses",
         "(`responseHeaders`) are read by their own name, `$extTicketId`.",
+        "",
+        "## Every entity",
+        "",
+        "| placeholder | what |",
+        "| --- | --- |",
     ]
+    lines += [f"| `${name}` | {what} |" for name, what in BUILTINS.items()]
+    lines += ["", "## Functions", "", "| call | what |", "| --- | --- |"]
+    lines += [
+        f"| `{example.replace('{entity}', 'incident')}` | {what} |"
+        for example, what in USAGE.values()
+    ]
+    lines += ["", "Their exact meaning is in `rules/functions.py`."]
     for entity in Entity:
         lines += ["", f"## {entity.value}", "", "| placeholder | what |", "| --- | --- |"]
-        lines += [f"| `{p.value}` | {p.description} |" for p in placeholders(entity)]
+        lines += [f"| `${entity.token}.{name}` | {what} |" for name, what in _fields(entity)]
     return "\n".join(lines) + "\n"
 
 

@@ -20,9 +20,12 @@ from rules.errors import RuleError
 from rules.matcher import Matcher
 from rules.matcher import compile_criteria as _compile_criteria
 from rules.render import Rendered, Syntax
+from rules.render import referenced_names as _template_names
 from rules.render import render as _render
 from rules.render import validate_template as _validate_template
+from rules.url import referenced_names as _url_names
 from rules.url import render_url as _render_url
+from rules.url import validate_url as _validate_url
 
 
 def compile_criteria(criteria: FilterCriteria | None, entity: Entity) -> Matcher:
@@ -65,5 +68,29 @@ def render_url(
     """:func:`rules.url.render_url`, raising ``InvalidInput("endPointURI", ...)``."""
     try:
         return _render_url(url, entity=entity, data=data, extra=extra)
+    except RuleError as exc:
+        raise InvalidInput.from_rule_error(exc) from None
+
+
+def validate_url_template(url: str) -> None:
+    """:func:`rules.url.validate_url`, raising ``InvalidInput("endPointURI", ...)``."""
+    try:
+        _validate_url(url)
+    except RuleError as exc:
+        raise InvalidInput.from_rule_error(exc) from None
+
+
+def template_names(template: str, entity: Entity) -> frozenset[str]:
+    """The top-level names a payload template writes besides its entity's token."""
+    try:
+        return _template_names(template, entity, implied=False)
+    except RuleError as exc:
+        raise InvalidInput.from_rule_error(exc) from None
+
+
+def url_names(url: str, entity: Entity) -> frozenset[str]:
+    """The same for an endpoint URL."""
+    try:
+        return _url_names(url, entity, implied=False)
     except RuleError as exc:
         raise InvalidInput.from_rule_error(exc) from None

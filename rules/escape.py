@@ -15,6 +15,7 @@ from jinja2 import Undefined
 from markupsafe import Markup
 
 from rules.fields import is_missing
+from rules.functions import Escaped, Scope, call
 from rules.scan import Kind, Slot
 from rules.values import to_json, to_text
 
@@ -22,11 +23,13 @@ from rules.values import to_json, to_text
 class RenderState:
     """Everything one render call owns: its slots, variables and warnings."""
 
-    __slots__ = ("_seen", "roots", "slots", "undefined_printed", "warnings")
+    __slots__ = ("_seen", "entity", "roots", "slots", "undefined_printed", "warnings")
 
-    def __init__(self, slots: tuple[Slot, ...], roots: Mapping[str, Any]) -> None:
+    def __init__(self, slots: tuple[Slot, ...], roots: Mapping[str, Any], entity: str = "") -> None:
         self.slots = slots
         self.roots = roots
+        #: The entity's token (``incident``): what ``$utils`` functions read.
+        self.entity = entity
         self.warnings: list[str] = []
         self._seen: set[str] = set()
         #: Set when an undefined value is turned into text (say, by ``| upper``).
@@ -78,6 +81,8 @@ def format_value(state: RenderState, slot: Slot, value: Any, undefined_printed: 
     elif value.__class__ is int and not undefined_printed:
         # Digits and a sign need no escaping anywhere, and str() is both to_text and to_json.
         return str(value)
+    if value.__class__ is Escaped:
+        return _escaped(state, slot, value)
     missing = is_missing(value) or isinstance(value, Undefined)
     if missing or undefined_printed:
         state.warn(f"{slot.label} has no value")
@@ -96,3 +101,26 @@ def format_value(state: RenderState, slot: Slot, value: Any, undefined_printed: 
     if kind is Kind.XML_CDATA:
         return _xml_safe(state, slot, text).replace("]]>", "]]]]><![CDATA[>")
     return text
+
+
+def _escaped(state: RenderState, slot: Slot, value: Escaped) -> str:
+    """A ``$esc`` result where it lands: as written where its escaping is the context's
+    own (never escaped twice), with the context's escaping on top elsewhere."""
+    kind, text = slot.kind, value.text
+    if kind is Kind.JSON_STRING:
+        return text if value.flavor == "json" else _json_string_body(text)
+    if kind is Kind.JSON_VALUE:
+        return f'"{text}"' if value.flavor == "json" else encode_basestring(text)
+    if kind is Kind.XML:
+        return (
+            text if value.flavor == "xml" else _xml_safe(state, slot, text).translate(_XML_ESCAPES)
+        )
+    if kind is Kind.XML_CDATA:
+        return text.replace("]]>", "]]]]><![CDATA[>")
+    return text
+
+
+def evaluate(state: RenderState, slot: Slot) -> Any:
+    """The value of a call slot (:mod:`rules.functions`)."""
+    assert slot.call is not None
+    return call(slot.call, Scope(state.roots, state.entity))

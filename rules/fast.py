@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from rules.escape import RenderState, format_value
+from rules.escape import RenderState, evaluate, format_value
 from rules.fields import MISSING, Memo, Reader, compile_path, lookup
 from rules.scan import BRACE, TOKEN_FN, Slot
 
@@ -54,6 +54,11 @@ class Plain:
         pieces = self.pieces
         out = [pieces[0]]
         for number, hole in enumerate(self.holes, 1):
+            if hole.slot.call is not None:
+                value = evaluate(state, hole.slot)
+                out.append(format_value(state, hole.slot, value, undefined_printed=False))
+                out.append(pieces[number])
+                continue
             root = values[hole.root]
             if root is MISSING:
                 state.warn(f"{hole.slot.label} is not a known placeholder; left as written")
@@ -74,9 +79,14 @@ def compile_plain(source: str, slots: tuple[Slot, ...]) -> Plain:
     order = [int(number) for number in parts[1::2]]
     if order != list(range(len(slots))):  # translate() numbers slots in order of appearance
         raise AssertionError("placeholder calls out of order in a plain template")
-    names = list(dict.fromkeys(slot.root for slot in slots))
+    # A call's hole reads its roots through rules.functions; it takes no root of its own.
+    names = list(dict.fromkeys(slot.root for slot in slots if slot.call is None))
     holes = tuple(
-        _Hole(slot, names.index(slot.root), compile_path(slot.path) if slot.path else None)
+        _Hole(
+            slot,
+            names.index(slot.root) if slot.call is None else -1,
+            compile_path(slot.path) if slot.path and slot.call is None else None,
+        )
         for slot in slots
     )
     return Plain(pieces, holes, tuple((name, name.casefold()) for name in names))

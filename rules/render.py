@@ -69,6 +69,7 @@ from typing import Any
 from rules.errors import RuleError
 from rules.escape import RenderState
 from rules.fast import Plain, compile_plain, is_plain
+from rules.functions import names_read
 from rules.sandbox import Compiled, compile_jinja, render_jinja
 from rules.scan import Slot, Syntax, detect_syntax, translate
 
@@ -128,7 +129,7 @@ def validate_template(template: str) -> None:
 
 
 @functools.lru_cache(maxsize=1024)
-def referenced_names(template: str, entity: str) -> frozenset[str]:
+def referenced_names(template: str, entity: str, *, implied: bool = True) -> frozenset[str]:
     """The top-level variables ``template`` reads besides the entity's own root.
 
     ``{"extTicketId"}`` for a template using ``$extTicketId``; empty when the template reads
@@ -136,11 +137,16 @@ def referenced_names(template: str, entity: str) -> frozenset[str]:
     values it would pass as ``extra``. Names are as written; ``$`` roots are looked up
     case-insensitively, so only the exact entity token is left out (a name reported needlessly
     costs a read; one left out would blank a field). Raises ``RuleError`` like
-    :func:`validate_template` for a template that does not compile.
+    :func:`validate_template` for a template that does not compile. ``implied``: with the
+    values functions look up themselves (``$utils.extEntityId`` reads the captured
+    ``extEntityId``); without them, only the names the template writes.
     """
     syntax = detect_syntax(template)
     compiled = _compile(template, syntax)
     names = {slot.root for slot in compiled.slots if slot.root}
+    for slot in compiled.slots:
+        if slot.call is not None:
+            names |= names_read(slot.call, implied=implied)
     if compiled.jinja is not None:
         names |= compiled.jinja.names
     names.discard(str(entity).lower())
@@ -192,7 +198,7 @@ def _run(
 ) -> Rendered:
     roots: dict[str, Any] = dict(extra) if extra else {}
     roots[token] = data
-    state = RenderState(compiled.slots, roots)
+    state = RenderState(compiled.slots, roots, token)
     try:
         if compiled.plain is not None:
             body = compiled.plain.render(roots, state)

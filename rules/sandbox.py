@@ -22,7 +22,7 @@ from jinja2.visitor import NodeTransformer
 
 from rules import budget
 from rules.errors import RuleError
-from rules.escape import RenderState, format_value
+from rules.escape import RenderState, evaluate, format_value
 from rules.fields import MISSING, get_key, resolve
 from rules.scan import EXPR_FN, TOKEN_FN, Slot
 
@@ -55,6 +55,8 @@ def _emit_token(index: int) -> str:
     """Sandbox global behind ``$root.path``: look the value up and escape it."""
     state = _state()
     slot = state.slots[index]
+    if slot.call is not None:
+        return format_value(state, slot, evaluate(state, slot), undefined_printed=False)
     root = get_key(state.roots, slot.root)
     if root is MISSING:
         state.warn(f"{slot.label} is not a known placeholder; left as written")
@@ -207,7 +209,9 @@ def compile_jinja(source: str, slots: tuple[Slot, ...]) -> Compiled:
         raise RuleError(
             "payload", f"template error on line {exc.lineno}: {exc.message or exc}"
         ) from None
-    return Compiled(compiled, slots, frozenset(names - {TOKEN_FN, EXPR_FN, STEPS_FN, CONCAT_FN}))
+    # Jinja's own globals (range, dict, namespace...) and Herald's are not data the template
+    # reads.
+    return Compiled(compiled, slots, frozenset(names - set(_ENV.globals)))
 
 
 def render_jinja(

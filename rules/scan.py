@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Final
 
+from rules.functions import FUNCTION_ROOTS, Call, parse_call
+
 
 class Syntax(StrEnum):
     """How rendered values are escaped."""
@@ -124,6 +126,8 @@ class Slot:
     label: str
     root: str = ""
     path: str = ""
+    #: A ``$utils``/``$esc`` function call (:mod:`rules.functions`) in place of a value.
+    call: Call | None = None
 
 
 class _JsonScanner:
@@ -272,13 +276,18 @@ def translate(template: str, syntax: Syntax) -> tuple[str, tuple[Slot, ...]]:
                 literal("$")
                 pos = start + 1
                 continue
-            slots.append(Slot(scanner.kind, token.group(), token.group(1), token.group(2)[1:]))
+            if token.group(1) in FUNCTION_ROOTS:
+                call, stop = parse_call(template, start)
+                slots.append(Slot(scanner.kind, call.label, "", "", call))
+            else:
+                slots.append(Slot(scanner.kind, token.group(), token.group(1), token.group(2)[1:]))
+                stop = token.end()
             scanner.value_inserted()
             if out and out[-1].endswith("{"):
                 # "{$x" would read "{{{ call }}" to Jinja: print that brace as an expression.
                 out[-1] = out[-1][:-1] + BRACE
             out.append(f"{{{{ {TOKEN_FN}({len(slots) - 1}) }}}}")
-            pos = token.end()
+            pos = stop
             continue
 
         if opener == "{%":

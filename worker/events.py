@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from integrations.enums import Entity, EventType
 from integrations.errors import HeraldError
+from integrations.placeholders import BUILTINS
 from integrations.rulebook import compile_criteria
 from integrations.store import Store, StoredEvent
 from rules import url
@@ -61,6 +62,7 @@ def compile_event(event: StoredEvent) -> LiveEvent:
     if event.spec.endPointURI:
         names |= set(url.referenced_names(event.spec.endPointURI, event.spec.entity))
     names.discard(token)
+    names -= BUILTINS.keys()  # given to every render, never read from the store
     return LiveEvent(event=event, matcher=matcher, needs_captures=bool(names))
 
 

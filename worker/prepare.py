@@ -17,6 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from integrations.enums import Entity
 from integrations.errors import HeraldError, NotifierMisconfigured, PermanentError
 from integrations.models import Notifier
+from integrations.placeholders import builtin_values
 from integrations.rulebook import render, render_url
 from integrations.store import StoredEvent
 from notifiers.protocols import for_notifier
@@ -72,6 +73,8 @@ def build_request(
     Raises a :class:`PermanentError` when it cannot be built (a template error, a notifier
     misconfiguration): the same event and change would fail again.
     """
+    # $installedAppId and $entity, for OpsRamp's $utils.extEntityId($incident.id, ...).
+    extra = {**(extra or {}), **builtin_values(event.installed_id, entity)}
     notifier = notifier_for(event)
     hint = for_notifier(notifier).render_syntax_hint(declared_content_type(event))
     syntax = detect_syntax(event.spec.template, hint)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from api.deps import (
+    Services,
     ServicesDep,
     TenantDep,
     event_or_404,
@@ -27,13 +28,26 @@ router = APIRouter(
 )
 
 
+def _captured(
+    svc: Services, client_id: str, installed_id: str, besides: str | None = None
+) -> set[str]:
+    """The names the installed integration's events capture from responses (but
+    ``besides``'s own: an update states its own)."""
+    return {
+        h.key
+        for e in svc.store.list_events(client_id, installed_id)
+        if e.id != besides
+        for h in e.spec.responseHeaders
+    }
+
+
 @router.post("/event")
 def create_event(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, body: IntegrationEventIn
 ) -> dict[str, Any]:
     """Create an event (the seed's ``Create integration event``)."""
     live_installed_or_404(svc, clientId, installedIntgId)
-    validate_event(body, svc.settings)
+    validate_event(body, svc.settings, _captured(svc, clientId, installedIntgId))
     return event_view(svc.store.create_event(clientId, installedIntgId, body))
 
 
@@ -75,7 +89,7 @@ def update_event(
     """
     live_installed_or_404(svc, clientId, installedIntgId)
     current = event_or_404(svc, clientId, installedIntgId, eventId)
-    validate_event(body, svc.settings)
+    validate_event(body, svc.settings, _captured(svc, clientId, installedIntgId, eventId))
     kept = omitted_secrets(body, current.spec)
     if kept and destinations(body) != destinations(current.spec):
         # Kept secrets would follow the event to hosts they were never meant for: any

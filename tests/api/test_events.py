@@ -172,6 +172,9 @@ def test_enum_spellings_opsramp_clients_send_are_tolerated(
     if field == "entity":
         body["entity"] = spelling
         body["filterCriteria"]["rules"][0]["resourceType"] = spelling
+        # A resource's template reads $resource: $incident would be a 400 (no such root).
+        template = '{"name": "$resource.name"}'
+        body["payload"] = base64.b64encode(template.encode()).decode()
     elif field == "operator":
         body["filterCriteria"]["rules"][0]["operator"] = spelling
     elif field == "grantType":

@@ -43,6 +43,12 @@ def test_every_entity_lists_opsramps_placeholders(api: httpx.Client, store: Stor
     for entity in Entity:
         r = api.get(f"{base}/{entity.value}", headers=auth)
         assert r.status_code == 200 and r.json()["results"], entity
+    # The names every template can read, and the functions, with how to call them.
+    assert incident["installedAppId"]["value"] == "$installedAppId"
+    assert incident["utils.extEntityId"]["value"] == (
+        "$utils.extEntityId($incident.id, $installedAppId, $entity)"
+    )
+    assert "esc.java" in incident
     bad = api.get(f"{base}/TICKET", headers=auth)
     assert bad.status_code == 400 and "entityType" in bad.text
     assert api.get(f"{base}/INCIDENT").status_code == 401
@@ -54,4 +60,5 @@ def test_the_reference_page_is_the_catalogue() -> None:
         "docs/placeholders.md is stale: python -m integrations.placeholders > docs/placeholders.md"
     )
     for entity in Entity:
-        assert all(p.value in page for p in placeholders(entity))
+        fields = [p for p in placeholders(entity) if p.value.startswith(f"${entity.token}.")]
+        assert fields and all(p.value in page for p in fields)

@@ -314,3 +314,29 @@ def test_a_retry_of_a_disabled_integration_ends_failed_and_says_so(
     assert done.status == DeliveryStatus.FAILED and done.error_class == "integration_disabled"
     assert "disabled" in done.status_message
     assert len(sink.requests) == 1  # nothing more was sent
+
+
+def test_an_update_addressed_with_utils_ext_entity_id_waits_and_uses_the_captured_id(
+    tickets: Tickets, sink: RecordingSink
+) -> None:
+    """OpsRamp's own way of writing it: the function reads the captured id, so the event
+    is ordered behind the CREATE like one that reads $extTicketId."""
+    opsramp = tickets.event(
+        sink,
+        name="opsramp update",
+        eventType="UPDATE",
+        endPointURI="/api/now/table/incident/"
+        "$utils.extEntityId($incident.id, $installedAppId, $entity)",
+        thirdPartyEventType="PUT",
+        ordering="NONE",  # reading a captured value orders it regardless
+    )
+    sink.reply(Reply(503))
+    tickets.runner.run([change("c1", "INC-1")])
+    tickets.runner.run([change("u1", "INC-1", "UPDATE")])
+    held = tickets.row("u1", opsramp)
+    assert held.status == DeliveryStatus.WAITING
+    sink.respond_with(Reply.json({"result": {"id": "SYS-1"}}, status=201))
+    assert tickets.deliverer.deliver(tickets.row("c1", tickets.create).id).outcome == "sent"
+    assert tickets.deliverer.deliver(held.id).outcome == "sent"
+    put = [r for r in sink.requests if r.method == "PUT"]
+    assert [r.path for r in put] == ["/api/now/table/incident/SYS-1"]

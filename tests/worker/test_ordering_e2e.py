@@ -8,7 +8,7 @@ import json
 
 from integrations.config import Settings
 from tests.support.processes import ApiServer, WorkerProcess, wait_for
-from tests.support.sinks import RecordingSink, Reply
+from tests.support.sinks import RecordedRequest, RecordingSink, Reply
 from tests.worker.conftest import Tenant, change, herald_cli, sink_event_body
 
 
@@ -29,8 +29,15 @@ def test_the_update_waits_for_the_retrying_create_and_addresses_the_ticket_it_op
         )
     )
     # Busy at first, asking for a 3 s pause: the CREATE retries while the UPDATE arrives.
-    sink.reply(Reply(503, [("Retry-After", "3")], "busy"))
-    sink.respond_with(Reply.json({"result": {"id": "T-1"}}, status=201))
+    busy = [True]
+
+    def answer(request: RecordedRequest) -> Reply:
+        if request.method == "POST" and request.json().get("subject") == "disk" and busy:
+            busy.clear()
+            return Reply(503, [("Retry-After", "3")], "busy")
+        return Reply.json({"result": {"id": "T-1"}}, status=201)
+
+    sink.respond_with(answer)
     messages = [
         change("client_9", {"id": "INC-1", "subject": "disk"}, message_id="c1"),
         change(
@@ -44,15 +51,15 @@ def test_the_update_waits_for_the_retrying_create_and_addresses_the_ticket_it_op
         rows = tenant.activity(eventId=event["id"], messageId=message)
         return rows[0] if rows else None
 
+    first = wait_for(lambda: row(create, "c1"), 15, what="the CREATE's row")
+    # The UPDATE waits: first, if its batch was stored before the CREATE's, for that
+    # change to be stored (waitsOn empty, rechecked in a second), then for the CREATE.
     waiting = wait_for(
-        lambda: (r := row(update, "u1")) and r["status"] == "WAITING" and r,
+        lambda: (r := row(update, "u1")) and r["status"] == "WAITING" and r["waitsOn"] and r,
         15,
         interval=0.05,
-        what="the UPDATE to wait",
+        what="the UPDATE to wait for the CREATE",
     )
-    first = row(create, "c1")
-    # (It may have succeeded since: its retry comes 3 s after its 503.)
-    assert first is not None and first["attempts"] >= 1
     assert waiting["waitsOn"] == first["id"] and waiting["attempts"] == 0
     # The unrelated ticket did not wait.
     assert wait_for(lambda: (r := row(create, "c2")) and r["status"] == "SUCCESS", 10)
