@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from integrations.enums import (
     AuthType,
@@ -35,7 +44,18 @@ from integrations.enums import (
 )
 
 #: Secrets a notifier may hold. They are encrypted at rest and never echoed by the API.
-SECRET_FIELDS: tuple[str, ...] = ("password", "apiSecret", "signingSecret", "tokenPayload")
+SECRET_FIELDS: tuple[str, ...] = (
+    "password",
+    "apiSecret",
+    "signingSecret",
+    "tokenPayload",
+    "tokenHeaders",
+)
+
+
+def _json_text(raw: Any) -> Any:
+    """A JSON object or list as its compact JSON text; anything else as it is."""
+    return json.dumps(raw, separators=(",", ":")) if isinstance(raw, dict | list) else raw
 
 
 #: Request headers known to carry no secret. Every other header's value is sealed at rest,
@@ -176,9 +196,26 @@ class Notifier(_Strict):
     #: OpsRamp JWT auth: token endpoint, request body, path to the token in the answer, and
     #: headers to send with ``$jwtToken`` substituted.
     tokenURL: str | None = Field(default=None, max_length=2048)
-    tokenPayload: str | None = Field(default=None, max_length=8192)
-    tokensPath: str | None = Field(default=None, max_length=256)
+    #: Text, or (as OpsRamp's clients send it) a JSON object, kept as its JSON text.
+    tokenPayload: Annotated[str | None, BeforeValidator(_json_text)] = Field(
+        default=None, max_length=8192
+    )
+    #: Headers of the token request (sealed like the payload: they may carry credentials).
+    tokenHeaders: list[Header] | None = Field(default=None, max_length=50)
+    #: Where the token is in the answer: a path, or OpsRamp's ``[{key, value}]``, whose first
+    #: entry's ``value`` is the path and ``key`` a name ``resourceAuthHeaders`` may use
+    #: besides ``$jwtToken``.
+    tokensPath: str | list[Header] | None = Field(default=None)
     resourceAuthHeaders: list[Header] = Field(default_factory=list, max_length=50)
+
+    @field_validator("tokensPath")
+    @classmethod
+    def _tokens_path(cls, raw: str | list[Header] | None) -> str | list[Header] | None:
+        if isinstance(raw, str) and len(raw) > 256:
+            raise ValueError("at most 256 characters")
+        if isinstance(raw, list) and not 1 <= len(raw) <= 10:
+            raise ValueError("between 1 and 10 {key, value} entries")
+        return raw
 
     def public(self) -> dict[str, Any]:
         """The notifier as the API echoes it: never a password, secret or token."""

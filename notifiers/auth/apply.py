@@ -16,7 +16,7 @@ from integrations.enums import AuthType
 from integrations.models import Notifier
 from notifiers.auth.cache import MemoryTokenStore, RedisTokenStore, TokenCache, TokenStore
 from notifiers.auth.config import misconfigured
-from notifiers.auth.jwt import JWTTokens
+from notifiers.auth.jwt import JWTTokens, token_name
 from notifiers.auth.oauth2 import OAuth2Tokens
 from notifiers.auth.tokens import CachedToken
 
@@ -128,8 +128,18 @@ def _basic(user: str, password: str) -> AppliedAuth:
 
 
 def jwt_headers(notifier: Notifier, token: str) -> tuple[tuple[str, str], ...]:
-    """``resourceAuthHeaders`` with ``$jwtToken`` substituted; ``Authorization: Bearer`` when
-    none are configured (pure)."""
+    """``resourceAuthHeaders`` with ``$jwtToken`` (and the name an OpsRamp ``tokensPath``
+    entry gives the token) substituted; ``Authorization: Bearer`` when none are configured
+    (pure)."""
     if not notifier.resourceAuthHeaders:
         return (("Authorization", f"Bearer {token}"),)
-    return tuple((h.key, h.value.replace("$jwtToken", token)) for h in notifier.resourceAuthHeaders)
+    names = ["$jwtToken"]
+    if (name := token_name(notifier)) and name != "jwtToken":
+        names.append(f"${name}")
+
+    def value(text: str) -> str:
+        for placeholder in names:
+            text = text.replace(placeholder, token)
+        return text
+
+    return tuple((h.key, value(h.value)) for h in notifier.resourceAuthHeaders)

@@ -49,7 +49,8 @@ class JWTTokens:
             raise NotifierMisconfigured(f"notifier.tokenURL: {exc.reason}") from None
 
     def _key(self, notifier: Notifier, url: str) -> str:
-        return self._cache.key("jwt", url, notifier.tokenPayload, notifier.tokensPath)
+        headers = json.dumps([[h.key, h.value] for h in notifier.tokenHeaders or ()])
+        return self._cache.key("jwt", url, notifier.tokenPayload, token_path(notifier), headers)
 
     def token(self, notifier: Notifier) -> CachedToken:
         """A valid JWT for ``notifier`` (cached, renewed when due)."""
@@ -76,11 +77,10 @@ class JWTTokens:
             content_type = "application/x-www-form-urlencoded" if "=" in body else "text/plain"
         shown = redact_url(url)
         try:
-            response = self._http.post(
-                url,
-                content=body.encode("utf-8"),
-                headers={"Content-Type": content_type, "Accept": "application/json"},
-            )
+            headers = {"Content-Type": content_type, "Accept": "application/json"}
+            # OpsRamp's tokenHeaders: set by the tenant, so they win over the defaults.
+            headers.update({h.key: h.value for h in notifier.tokenHeaders or ()})
+            response = self._http.post(url, content=body.encode("utf-8"), headers=headers)
         except httpx.TimeoutException:
             raise TokenEndpointUnavailable(f"token endpoint {shown} timed out") from None
         except httpx.TransportError as exc:
@@ -100,18 +100,19 @@ class JWTTokens:
         except (ValueError, RecursionError):  # not JSON, or hostile nesting
             data = MISSING
         token: str | None = None
-        paths = (notifier.tokensPath,) if notifier.tokensPath else self.DEFAULT_PATHS
+        path = token_path(notifier)
+        paths = (path,) if path else self.DEFAULT_PATHS
         if data is not MISSING:
             for path in paths:
                 value = resolve_path(data, path.lstrip("$"))
                 if value is not MISSING and value is not None:
                     token = as_text(value)
                     break
-        elif not notifier.tokensPath:
+        elif not path:
             text = response.text.strip()
             token = text if text and "\n" not in text else None
         if not token:
-            where = notifier.tokensPath or " / ".join(self.DEFAULT_PATHS)
+            where = path or " / ".join(self.DEFAULT_PATHS)
             raise AuthenticationFailed(
                 f"token endpoint {shown} answered without a token at {where}"
             )
@@ -124,3 +125,19 @@ class JWTTokens:
         else:
             lifetime = DEFAULT_JWT_LIFETIME
         return CachedToken.issued(token, lifetime, now)
+
+
+def token_path(notifier: Notifier) -> str | None:
+    """Where the token is in the token endpoint's answer: ``tokensPath`` as a path, or the
+    ``value`` of the first entry of OpsRamp's ``[{key, value}]`` form."""
+    found = notifier.tokensPath
+    if isinstance(found, list):
+        return found[0].value if found else None
+    return found
+
+
+def token_name(notifier: Notifier) -> str | None:
+    """The name OpsRamp's ``tokensPath`` entry gives the token (``$<name>`` in
+    ``resourceAuthHeaders``, besides ``$jwtToken``)."""
+    found = notifier.tokensPath
+    return found[0].key if isinstance(found, list) and found else None

@@ -122,3 +122,31 @@ def test_jwt_expiry() -> None:
     assert jwt_expiry(make_jwt(1234.0, 0)) == 1234.0
     assert jwt_expiry("not.a.jwt") is None
     assert jwt_expiry("opaque") is None
+
+
+def test_opsramps_shapes_payload_object_token_headers_and_tokens_path_array(
+    send: Send, sink: RecordingSink
+) -> None:
+    """As OpsRamp's clients write them: ``tokenPayload`` an object, ``tokenHeaders``, and
+    ``tokensPath`` a ``[{key, value}]`` whose key names the token in the headers."""
+    endpoint = JwtEndpoint()
+    sink.respond_with(endpoint)
+    notifier = Notifier.model_validate(
+        {
+            "authType": "JWT",
+            "baseURI": sink.url,
+            "tokenURL": "/auth",
+            "tokenPayload": {"user": "svc", "secret": "p"},
+            "tokenHeaders": [{"key": "X-Tenant", "value": "acme"}],
+            "tokensPath": [{"key": "accessToken", "value": "data.accessToken"}],
+            "resourceAuthHeaders": [{"key": "X-Auth", "value": "Token $accessToken"}],
+        }
+    )
+    assert notifier.tokenPayload == '{"user":"svc","secret":"p"}'
+    assert send(outbound(f"{sink.url}/tickets", notifier)).http_status == 200
+    token_request, delivery = sink.requests
+    assert token_request.json() == {"user": "svc", "secret": "p"}
+    assert token_request.header("X-Tenant") == "acme"
+    assert delivery.header("X-Auth") == f"Token {endpoint.issued[0]}"
+    with pytest.raises(ValueError, match="between 1 and 10"):
+        Notifier.model_validate({"authType": "JWT", "tokensPath": []})
