@@ -13,7 +13,7 @@ from api.deps import Services
 from api.dispatch import CeleryDispatcher, Dispatcher
 from api.errors import install_handlers
 from api.limits import RequestLimits
-from api.routes import activity, events, installed, placeholders, token
+from api.routes import activity, events, installed, placeholders, testing, token
 from api.throttle import LoginThrottle
 from integrations.config import Settings
 from integrations.store import Store
@@ -45,6 +45,6 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (token, installed, events, activity, placeholders):
+    for module in (token, installed, testing, events, activity, placeholders):
         app.include_router(module.router)
     return app

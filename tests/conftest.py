@@ -20,6 +20,7 @@ from hypothesis import settings as hypothesis_settings
 
 from integrations.config import Settings
 from integrations.store import Store
+from tests.support.sinks import RecordingSink
 
 # Properties assert behaviour, not speed: a 2-core CI machine busy with worker subprocesses can
 # stall a microsecond example past Hypothesis's 200 ms default deadline. No example database
@@ -89,3 +90,10 @@ def settings(redis_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
         connect_timeout=2.0,
         read_timeout=5.0,
     )
+
+
+@pytest.fixture
+def sink() -> Iterator[RecordingSink]:
+    """A loopback HTTP server recording every request (``tests.support.sinks``)."""
+    with RecordingSink() as server:
+        yield server

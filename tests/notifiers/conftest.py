@@ -25,13 +25,6 @@ from integrations.enums import HttpMethod
 from integrations.models import Notifier
 from notifiers.sender import DeliveryResponse, OutboundRequest, Sender
 from tests.support.oauth_server import OAuthServer
-from tests.support.sinks import RecordingSink
-
-
-@pytest.fixture
-def sink() -> Iterator[RecordingSink]:
-    with RecordingSink() as server:
-        yield server
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from api.app import create_app
 from integrations.config import Settings
 from integrations.store import Store
 from tests.support.processes import ApiServer, WorkerProcess, run_herald
-from tests.support.sinks import RecordingSink
 from worker.redis_server import free_port
 
 
@@ -25,12 +24,6 @@ from worker.redis_server import free_port
 def api(settings: Settings, store: Store, redis_client: Any) -> Iterator[ApiServer]:
     with ApiServer(create_app(settings, store), free_port()) as server:
         yield server
-
-
-@pytest.fixture
-def sink() -> Iterator[RecordingSink]:
-    with RecordingSink() as s:
-        yield s
 
 
 @pytest.fixture
