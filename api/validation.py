@@ -84,6 +84,41 @@ def validate_event(
         },
         settings,
     )
+    if spec.depEvent is not None:
+        _validate_dependent(spec, settings, captured)
+
+
+def _validate_dependent(
+    spec: IntegrationEventIn, settings: Settings, captured: Iterable[str]
+) -> None:
+    """``depEvent`` as its own small event: its template, URL and names (it reads what the
+    event's own call captures), each error naming ``depEvent.<field>``."""
+    dep = spec.depEvent
+    assert dep is not None
+    as_event = spec.model_copy(
+        update={
+            "payload": dep.payload,
+            "endPointURI": dep.depEndPointURI,
+            "headers": dep.headers,
+            "responseHeaders": [*spec.responseHeaders, *dep.responseHeaders],
+            "depEvent": None,
+        }
+    )
+    try:
+        validate_template(dep.template)
+        if dep.depEndPointURI:
+            validate_url_template(dep.depEndPointURI)
+        check_names(as_event, captured)
+    except InvalidInput as exc:
+        field = "depEndPointURI" if exc.field == "endPointURI" else exc.field
+        raise InvalidInput(f"depEvent.{field}", exc.problem) from None
+    n = spec.notifier
+    if n is not None and not spec.useBaseNotifier:
+        try:
+            resolve_url(n.baseURI, dep.depEndPointURI)
+        except HeraldError as exc:
+            raise InvalidInput("depEvent.depEndPointURI", exc.reason) from None
+    check_urls({"depEvent.depEndPointURI": dep.depEndPointURI}, settings)
 
 
 def check_names(spec: IntegrationEventIn, captured: Iterable[str]) -> None:

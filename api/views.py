@@ -44,6 +44,22 @@ def installed_view(inst: InstalledIntegration) -> dict[str, Any]:
     return view
 
 
+def _dependent_view(spec: Any) -> dict[str, Any] | None:
+    dep = spec.depEvent
+    if dep is None:
+        return None
+    return {
+        "depEndPointURI": dep.depEndPointURI,
+        "thirdPartyEventType": dep.thirdPartyEventType.value,
+        "headers": [
+            {"key": h.key, "value": MASK if is_credential_header(h.key) else h.value}
+            for h in dep.headers
+        ],
+        "eventPayload": dep.template,
+        "responseHeaders": [{"key": h.key, "value": h.value} for h in dep.responseHeaders],
+    }
+
+
 def event_view(event: StoredEvent) -> dict[str, Any]:
     """An integration event as the seed's sample responses show it, never with a secret.
 
@@ -94,6 +110,7 @@ def event_view(event: StoredEvent) -> dict[str, Any]:
             "eventPayload": spec.template,
             "responseHeaders": [{"key": h.key, "value": h.value} for h in spec.responseHeaders],
             "ordering": spec.ordering.value,
+            "depEvent": _dependent_view(spec),
             "active": event.active,
             "disabledReason": event.disabled_reason,
             "installedIntgId": event.installed_id,

@@ -269,6 +269,32 @@ def decode_payload(raw: str) -> str:
         raise ValueError("base64 decodes to bytes that are not UTF-8 text") from None
 
 
+class DepEvent(_Strict):
+    """OpsRamp's ``depEvent``: a second call made once the event's own call succeeded, with
+    the values that call captured (``$extTicketId``...). Its attempts are its own: it retries
+    on its own schedule and never repeats the first call."""
+
+    depEndPointURI: str | None = Field(default=None, max_length=2048)
+    thirdPartyEventType: HttpMethodField = HttpMethod.POST
+    headers: list[Header] = Field(default_factory=list, max_length=100)
+    payload: str | None = Field(default=None, max_length=1_000_000)
+    responseHeaders: list[Header] = Field(default_factory=list, max_length=50)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_is_base64(cls, raw: str | None) -> str | None:
+        if raw is not None and raw.strip():
+            decode_payload(raw)
+        return raw
+
+    @property
+    def template(self) -> str:
+        """The decoded payload template ('' when none was given)."""
+        if self.payload is None or not self.payload.strip():
+            return ""
+        return decode_payload(self.payload)
+
+
 class IntegrationEventIn(_Strict):
     """Body of ``POST .../integrations/installed/{installedIntgId}/event``."""
 
@@ -286,6 +312,7 @@ class IntegrationEventIn(_Strict):
     #: Herald's own: ``NONE`` lets this event's deliveries overtake earlier ones of their
     #: ticket (:class:`~integrations.enums.Ordering`).
     ordering: OrderingField = Ordering.ENTITY
+    depEvent: DepEvent | None = None
 
     @field_validator("payload")
     @classmethod

@@ -23,8 +23,16 @@ from integrations.config import Settings
 from integrations.errors import HeraldError, PermanentError, RetryableError
 from integrations.models import EntityChange
 from integrations.redis_keys import RedisKeys
-from integrations.store import Delivery, DeliveryStatus, InstalledState, Store, StoredEvent
+from integrations.store import (
+    Delivery,
+    DeliveryStatus,
+    InstalledState,
+    NewDelivery,
+    Store,
+    StoredEvent,
+)
 from notifiers.sender import Sender
+from worker.dependent import as_sent_by, dependent_row, is_dependent
 from worker.gate import OrderGate
 from worker.health import BreakerPolicy, EndpointHealth, breaker_key, is_open
 from worker.heartbeat import Heartbeat
@@ -174,6 +182,12 @@ class Deliverer:
             if event.disabled_reason:
                 reason += f": {event.disabled_reason}"
             return self._give_up(delivery, reason, "event_inactive")
+        if is_dependent(delivery.id) and event.spec.depEvent is None:
+            # Sending the event's own call instead would repeat it.
+            reason = "the integration event no longer has a depEvent"
+            return self._give_up(delivery, reason, "event_changed")
+        follow_up = self._follow_up(delivery, event)
+        event = as_sent_by(event, delivery.id)
         started, t0 = datetime.now(UTC), time.perf_counter()
         prepared: Prepared | None = None
         note = self.gate.waited_note(delivery)
@@ -224,7 +238,7 @@ class Deliverer:
             )
             return self._apply(self._retry(context(), internal))
         captured = response.capture(event.spec.responseHeaders)
-        result = self._apply(succeeded(context(), response, captured))
+        result = self._apply(succeeded(context(), response, captured), follow_up)
         # Bookkeeping after the outcome is safe in the store: a failure here must not turn a
         # delivered notification into a resend.
         try:
@@ -255,13 +269,40 @@ class Deliverer:
             now=time.time(),
         )
 
-    def _apply(self, outcome: Outcome) -> Result:
+    @staticmethod
+    def _follow_up(delivery: Delivery, event: StoredEvent) -> NewDelivery | None:
+        """The dependent call a success of ``delivery`` creates, if its event has one."""
+        if event.spec.depEvent is None or is_dependent(delivery.id):
+            return None
+        return dependent_row(
+            delivery_id=delivery.id,
+            tenant_id=delivery.tenant_id,
+            message=delivery.message,
+            event_id=delivery.event_id,
+            installed_id=delivery.installed_id,
+            message_id=delivery.message_id,
+            entity=delivery.entity,
+            event_type=delivery.event_type,
+            entity_id=delivery.entity_id,
+            ordering_key=delivery.ordering_key,
+            sequence=delivery.sequence,
+        )
+
+    def _apply(self, outcome: Outcome, follow_up: NewDelivery | None = None) -> Result:
         """Store an outcome: the schedule first (a retry fires even if we die before the
-        store has it), then the record; a finished delivery leaves the schedule after."""
+        store has it), then the record; a finished delivery leaves the schedule after.
+
+        ``follow_up`` (a success's dependent call) is created with the record, leased in
+        the schedule before it and dispatched at once after it."""
         delivery_id = outcome.record.delivery_id
         if outcome.due is not None:
             self.schedule.add(delivery_id, outcome.due)
-        [recorded] = self.store.record_attempts([outcome.record])
+        follow_ups = {delivery_id: follow_up} if follow_up is not None else None
+        if follow_up is not None:
+            self.schedule.add(follow_up.id, time.time() + self.settings.dispatch_lease)
+        [recorded] = self.store.record_attempts([outcome.record], follow_ups)
+        if recorded and follow_up is not None:
+            self.schedule.add(follow_up.id, time.time())
         if not recorded:
             # Another attempt recorded first (a batch's first attempt that was still in
             # flight). Its outcome stands; the schedule keeps whatever it holds, and comes

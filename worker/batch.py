@@ -36,9 +36,10 @@ from integrations.errors import HeraldError, PermanentError, RetryableError
 from integrations.redis_keys import RedisKeys
 from integrations.store import Store
 from notifiers.sender import DeliveryResponse
+from worker.dependent import dependent_id
 from worker.events import EventCache
 from worker.fanout import Planned, dependency_rounds, ingest, plan_batch
-from worker.first_attempt import FirstAttempt
+from worker.first_attempt import FirstAttempt, first_follow_up
 from worker.gate import OrderGate
 from worker.health import (
     BreakerPolicy,
@@ -134,10 +135,15 @@ class BatchRunner:
                     if ok
                 ]
                 outcomes, deferred = self._first_attempts(going, clock, send_until)
-                for _, outcome in outcomes:
+                for attempt, outcome in outcomes:
                     counts[outcome.result] += 1
                     failure = outcome.record.status_message if outcome.result == "failed" else None
                     turns.ended_with(outcome.record.delivery_id, failure, outcome.due)
+                    if outcome.result == "sent" and attempt.planned.live.event.spec.depEvent:
+                        # The ticket's next change waits for the dependent call too.
+                        turns.followed_by(
+                            attempt.planned.delivery_id, dependent_id(attempt.planned.delivery_id)
+                        )
                 counts["deferred"] += len(deferred)
                 sent = {p.delivery_id for p, _ in going}
                 unfinished = [d for d in unfinished if d not in sent]
@@ -339,10 +345,23 @@ class BatchRunner:
         )
 
     def _store(self, outcomes: list[tuple[FirstAttempt, Outcome]]) -> None:
-        retries = {o.record.delivery_id: o.due for _, o in outcomes if o.due is not None}
-        if retries:
-            self._schedule(retries)
-        self.store.record_attempts([o.record for _, o in outcomes])
+        """The schedule first (retries, and a lease for each dependent call a success
+        creates), then every record and the dependent calls in one transaction, then those
+        calls dispatched."""
+        due = {o.record.delivery_id: o.due for _, o in outcomes if o.due is not None}
+        follow_ups = {
+            a.planned.delivery_id: first_follow_up(a.planned)
+            for a, o in outcomes
+            if o.result == "sent" and a.planned.live.event.spec.depEvent is not None
+        }
+        lease = self.now() + self.settings.dispatch_lease
+        due |= {row.id: lease for row in follow_ups.values()}
+        if due:
+            self._schedule(due)
+        recorded = self.store.record_attempts([o.record for _, o in outcomes], follow_ups)
+        won = {o.record.delivery_id for (_, o), ok in zip(outcomes, recorded, strict=True) if ok}
+        if ready := {row.id: self.now() for main, row in follow_ups.items() if main in won}:
+            self._schedule(ready)
 
     def _forget(
         self,

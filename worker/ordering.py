@@ -90,8 +90,9 @@ def sequence_now(now: float, occurred_at: datetime) -> str:
 
 def entry_bound(sequence: str) -> str:
     """The stream entry id of ``sequence``: the entries before it are the earlier ones."""
-    ms, _, rest = sequence.partition(".")
-    return f"{int(ms)}-{int(rest.rpartition('.')[2])}"
+    # A dependent call's sequence is its first call's plus ".dep" (worker.dependent).
+    ms, _, n = sequence.split(".")[:3]
+    return f"{int(ms)}-{int(n)}"
 
 
 def unstored_entity(entry_id: str, raw: str) -> tuple[str, str] | None:
@@ -271,6 +272,8 @@ class BatchTurns:
         self.ended: dict[str, str | None] = {}
         #: When each retrying delivery of the batch is due again.
         self.dues: dict[str, float] = {}
+        #: Finished deliveries whose dependent call (``depEvent``) is still to be made.
+        self.follow: dict[str, str] = {}
         self._earlier: dict[str, list[Ordered]] = {}
         seen: dict[str, list[Ordered]] = {}
         for item in items:
@@ -285,7 +288,13 @@ class BatchTurns:
         if item.id in self.waits:
             return False, ()
         earlier = self._earlier.get(item.id, [])
-        wait, notes = behind(item, earlier, self.ended, self.dues, now=now)
+        # One whose dependent call is still to be made is not finished: the call stands in
+        # for it.
+        stand_in = [
+            Ordered(self.follow[e.id], e.key, e.sequence, e.waits) if e.id in self.follow else e
+            for e in earlier
+        ]
+        wait, notes = behind(item, stand_in, self.ended, self.dues, now=now)
         if wait is None and turn >= MAX_TURNS and earlier:
             # Its turn would come too late in this batch: it waits outside it, and is woken
             # once the earlier ones are done.
@@ -295,6 +304,10 @@ class BatchTurns:
             self.waits[item.id] = wait
             return False, ()
         return True, notes
+
+    def followed_by(self, delivery_id: str, dependent: str) -> None:
+        """Note that a finished delivery's dependent call is still to be made."""
+        self.follow[delivery_id] = dependent
 
     def ended_with(self, delivery_id: str, failure: str | None, due: float | None) -> None:
         """Note an outcome: finished (``due`` None; ``failure`` its reason if it failed),

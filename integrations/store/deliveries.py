@@ -214,12 +214,18 @@ class DeliveryStore(StoreBase):
             upsert_captured(s, _captures([record]))
             return number
 
-    def record_attempts(self, records: Sequence[AttemptRecord]) -> list[bool]:
+    def record_attempts(
+        self,
+        records: Sequence[AttemptRecord],
+        follow_ups: Mapping[str, NewDelivery] | None = None,
+    ) -> list[bool]:
         """Record a batch of outcomes in ONE transaction; which of them were recorded.
 
         Optimistic: a delivery is updated only if its attempt count still equals the record's
         ``previous_attempts``. ``False`` means another worker recorded that attempt first (or
         the delivery is gone): nothing is written for it, no attempt row, no capture.
+        ``follow_ups``: deliveries to create, in the same transaction, for the records (by
+        delivery id) that are recorded: a ``depEvent``'s call, once its first call succeeded.
         """
         if not records:
             return []
@@ -242,8 +248,12 @@ class DeliveryStore(StoreBase):
                     s.execute(insert(AttemptRow), attempts)
                 for i, number in zip(order, numbers, strict=True):
                     recorded[i] = number is not None
-            won = (r for r, ok in zip(records, recorded, strict=True) if ok)
+            won = [r for r, ok in zip(records, recorded, strict=True) if ok]
             upsert_captured(s, _captures(won))
+            if follow_ups:
+                insert_deliveries(
+                    s, [follow_ups[r.delivery_id] for r in won if r.delivery_id in follow_ups]
+                )
         return recorded
 
     def fail_delivery(self, delivery_id: str, reason: str, error_class: str) -> None:

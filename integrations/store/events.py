@@ -73,6 +73,8 @@ class EventStore(InstalledStore):
         hidden = self._box.open(row.notifier_secrets)
         for i, value in hidden.pop("headers", {}).items():
             config["headers"][int(i)]["value"] = value
+        for i, value in hidden.pop("depHeaders", {}).items():
+            config["depEvent"]["headers"][int(i)]["value"] = value
         if config.get("notifier") is not None:
             config["notifier"].update(hidden)
         if row.criteria is not None:
@@ -125,6 +127,17 @@ class EventStore(InstalledStore):
             config["headers"][int(i)]["value"] = MASK
         if sealed_headers:
             hidden["headers"] = sealed_headers
+        dependent = config.get("depEvent")
+        if dependent:
+            sealed_dep = {
+                str(i): h["value"]
+                for i, h in enumerate(dependent["headers"])
+                if is_credential_header(h["key"])
+            }
+            for i in sealed_dep:
+                dependent["headers"][int(i)]["value"] = MASK
+            if sealed_dep:
+                hidden["depHeaders"] = sealed_dep
         row.name = spec.name
         row.entity = spec.entity.value
         row.event_type = spec.eventType.value

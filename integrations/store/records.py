@@ -68,19 +68,33 @@ def _omissions(
     """The stored secrets ``new`` leaves out: notifier fields by name, header values by
     index (a header sent back as ``***``)."""
     fields = notifier_omissions(new.notifier, old.notifier)
-    stored = {h.key.lower(): h.value for h in old.headers}
-    headers = {
+    return fields, _masked(new.headers, old.headers)
+
+
+def _masked(new: list[Header], old: list[Header]) -> dict[int, str]:
+    """Header values sent back as ``***`` whose stored values are kept, by index."""
+    stored = {h.key.lower(): h.value for h in old}
+    return {
         i: stored[h.key.lower()]
-        for i, h in enumerate(new.headers)
+        for i, h in enumerate(new)
         if h.value == MASK and h.key.lower() in stored
     }
-    return fields, headers
+
+
+def _dep_masked(new: IntegrationEventIn, old: IntegrationEventIn) -> dict[int, str]:
+    if new.depEvent is None or old.depEvent is None:
+        return {}
+    return _masked(new.depEvent.headers, old.depEvent.headers)
 
 
 def omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> list[str]:
     """The fields whose stored secret :func:`keep_omitted_secrets` would keep (pure)."""
     fields, headers = _omissions(new, old)
-    return [f"notifier.{f}" for f in fields] + [f"headers[{i}].value" for i in headers]
+    return (
+        [f"notifier.{f}" for f in fields]
+        + [f"headers[{i}].value" for i in headers]
+        + [f"depEvent.headers[{i}].value" for i in _dep_masked(new, old)]
+    )
 
 
 def keep_omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> IntegrationEventIn:
@@ -94,7 +108,17 @@ def keep_omitted_secrets(new: IntegrationEventIn, old: IntegrationEventIn) -> In
     headers = [
         Header(key=h.key, value=kept[i]) if i in kept else h for i, h in enumerate(new.headers)
     ]
-    return new.model_copy(update={"notifier": notifier, "headers": headers})
+    dependent = new.depEvent
+    if dependent is not None and (dep_kept := _dep_masked(new, old)):
+        dependent = dependent.model_copy(
+            update={
+                "headers": [
+                    Header(key=h.key, value=dep_kept[i]) if i in dep_kept else h
+                    for i, h in enumerate(dependent.headers)
+                ]
+            }
+        )
+    return new.model_copy(update={"notifier": notifier, "headers": headers, "depEvent": dependent})
 
 
 class InstalledState(StrEnum):

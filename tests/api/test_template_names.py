@@ -52,3 +52,38 @@ def test_unknown_roots_and_functions_are_a_400_naming_them(api: httpx.Client, st
     for i in range(3):
         r = api.post(url, json=sample_request(i), headers=auth)
         assert r.status_code == 200, r.text
+
+
+def test_a_dep_event_is_checked_like_an_event_and_never_echoes_a_secret(
+    api: httpx.Client, store: Store
+) -> None:
+    auth, installed = installed_for(api, store)
+    url = f"/api/v2/tenants/client_9/integrations/installed/{installed}/event"
+
+    def dep(template: str, **more: Any) -> dict[str, Any]:
+        return {
+            "depEndPointURI": "/tickets/$extTicketId/notes",
+            "headers": [{"key": "X-Api-Key", "value": "dep-secret"}],
+            "payload": base64.b64encode(template.encode()).decode(),
+            **more,
+        }
+
+    body = _event(
+        "{}",
+        responseHeaders=[{"key": "extTicketId", "value": "$result.id"}],
+        depEvent=dep('{"t": "$extTicketId", "s": "$incident.subject"}'),
+    )
+    r = api.post(url, json=body, headers=auth)
+    assert r.status_code == 200, r.text
+    shown = r.json()["depEvent"]
+    assert shown["depEndPointURI"] == "/tickets/$extTicketId/notes"
+    assert shown["headers"] == [{"key": "X-Api-Key", "value": "***"}]
+    assert "dep-secret" not in r.text
+    for bad, field in [
+        (dep('{"t": "$incidnet.x"}'), "depEvent.payload"),
+        (dep("{}", payload="not base64!"), "depEvent.payload"),
+        (dep("{}", depEndPointURI="/t/$utils.nope()"), "depEvent.depEndPointURI"),
+    ]:
+        r = api.post(url, json={**body, "depEvent": bad}, headers=auth)
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json()["errors"][0]["field"] == field, r.text
