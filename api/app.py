@@ -13,6 +13,7 @@ from api.deps import Services
 from api.dispatch import CeleryDispatcher, Dispatcher
 from api.errors import install_handlers
 from api.limits import RequestLimits
+from api.openapi import install_openapi
 from api.routes import activity, events, installed, placeholders, testing, token
 from api.throttle import LoginThrottle
 from integrations.config import Settings
@@ -47,4 +48,5 @@ def create_app(
 
     for module in (token, installed, testing, events, activity, placeholders):
         app.include_router(module.router)
+    install_openapi(app)
     return app
