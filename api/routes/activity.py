@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Services, ServicesDep, TenantDep
 from api.paging import PageDep
 from api.replay import replay, replay_all
+from api.schemas import ActivityOut, ActivityPageOut
 from api.search import parse_query
 from api.views import activity_view
 from integrations.errors import InvalidInput
@@ -61,7 +62,7 @@ def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
     return min(a, b) if a and b else a or b
 
 
-@router.get("")
+@router.get("", response_model=ActivityPageOut)
 def activity(
     clientId: TenantDep,
     svc: ServicesDep,
@@ -138,7 +139,7 @@ def _activity_or_404(svc: Services, client_id: str, activity_id: str) -> Deliver
     return d
 
 
-@router.get("/{activityId}")
+@router.get("/{activityId}", response_model=ActivityOut)
 def activity_one(clientId: TenantDep, svc: ServicesDep, activityId: str) -> dict[str, Any]:
     """One activity row, every attempt included."""
     return activity_view(_activity_or_404(svc, clientId, activityId))

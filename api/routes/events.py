@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Body, HTTPException
 
 from api.deps import (
     Services,
@@ -15,6 +17,7 @@ from api.deps import (
     live_installed_or_404,
 )
 from api.paging import PageDep
+from api.schemas import EventOut, PageOut
 from api.validation import destinations, validate_event
 from api.views import event_view
 from integrations.errors import InvalidInput
@@ -22,6 +25,15 @@ from integrations.models import IntegrationEventIn
 from integrations.store.records import omitted_secrets
 
 TENANT = "/api/v2/tenants/{clientId}"
+
+#: The seed's three sample requests (``shared/seed/create-integration-event.txt``), as the
+#: document's examples; a test keeps them equal to the seed.
+SEED_EXAMPLES = {
+    f"seed-{i + 1}": {"summary": sample["name"], "value": sample}
+    for i, sample in enumerate(
+        json.loads((Path(__file__).resolve().parents[1] / "seed_examples.json").read_text())
+    )
+}
 
 router = APIRouter(
     prefix=TENANT + "/integrations/installed/{installedIntgId}", tags=["integration events"]
@@ -41,9 +53,12 @@ def _captured(
     }
 
 
-@router.post("/event")
+@router.post("/event", response_model=EventOut)
 def create_event(
-    clientId: TenantDep, svc: ServicesDep, installedIntgId: str, body: IntegrationEventIn
+    clientId: TenantDep,
+    svc: ServicesDep,
+    installedIntgId: str,
+    body: Annotated[IntegrationEventIn, Body(openapi_examples=SEED_EXAMPLES)],
 ) -> dict[str, Any]:
     """Create an event (the seed's ``Create integration event``)."""
     live_installed_or_404(svc, clientId, installedIntgId)
@@ -51,7 +66,7 @@ def create_event(
     return event_view(svc.store.create_event(clientId, installedIntgId, body))
 
 
-@router.get("/events")
+@router.get("/events", response_model=PageOut[EventOut])
 def list_events(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, page: PageDep
 ) -> dict[str, Any]:
@@ -66,7 +81,7 @@ def list_events(
     return page.body([event_view(e) for e in chosen], len(events), descending)
 
 
-@router.get("/event/{eventId}")
+@router.get("/event/{eventId}", response_model=EventOut)
 def get_event(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, eventId: str
 ) -> dict[str, Any]:
@@ -74,8 +89,8 @@ def get_event(
     return event_view(event_or_404(svc, clientId, installedIntgId, eventId))
 
 
-@router.post("/event/{eventId}")
-@router.put("/event/{eventId}")
+@router.post("/event/{eventId}", response_model=EventOut)
+@router.put("/event/{eventId}", response_model=EventOut)
 def update_event(
     clientId: TenantDep,
     svc: ServicesDep,
@@ -130,7 +145,7 @@ def _set_active(
     return event_view(ev)
 
 
-@router.post("/event/{eventId}/activate", name="activate_event")
+@router.post("/event/{eventId}/activate", name="activate_event", response_model=EventOut)
 def activate_event(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, eventId: str
 ) -> dict[str, Any]:
@@ -138,7 +153,7 @@ def activate_event(
     return _set_active(svc, clientId, installedIntgId, eventId, True)
 
 
-@router.post("/event/{eventId}/deactivate", name="deactivate_event")
+@router.post("/event/{eventId}/deactivate", name="deactivate_event", response_model=EventOut)
 def deactivate_event(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, eventId: str
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Services, ServicesDep, TenantDep, installed_or_404, live_installed_or_404
 from api.paging import PageDep
+from api.schemas import InstalledOut, PageOut
 from api.search import parse_query
 from api.validation import check_urls, notifier_destinations
 from api.views import installed_view
@@ -106,7 +107,7 @@ def _set_notifier(
     return updated
 
 
-@router.post("/install/{intgId}")
+@router.post("/install/{intgId}", response_model=InstalledOut)
 def install(clientId: TenantDep, svc: ServicesDep, intgId: str, body: InstallIn) -> dict[str, Any]:
     """Install integration ``intgId`` for the tenant (with its base notifier, if given)."""
     notifier = body.outboundConfig.baseNotifier if body.outboundConfig else None
@@ -118,7 +119,7 @@ def install(clientId: TenantDep, svc: ServicesDep, intgId: str, body: InstallIn)
     return installed_view(inst)
 
 
-@router.get("/installed/search")
+@router.get("/installed/search", response_model=PageOut[InstalledOut])
 def search_installed(
     clientId: TenantDep,
     svc: ServicesDep,
@@ -149,13 +150,13 @@ def search_installed(
     return page.body([installed_view(i) for i in rows], total, descending)
 
 
-@router.get("/installed/{installedIntgId}")
+@router.get("/installed/{installedIntgId}", response_model=InstalledOut)
 def get_installed(clientId: TenantDep, svc: ServicesDep, installedIntgId: str) -> dict[str, Any]:
     """One installed integration (an uninstalled one too, with its ``uninstallReason``)."""
     return installed_view(installed_or_404(svc, clientId, installedIntgId))
 
 
-@router.post("/installed/{installedIntgId}")
+@router.post("/installed/{installedIntgId}", response_model=InstalledOut)
 def update_installed(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, body: InstalledUpdateIn
 ) -> dict[str, Any]:
@@ -181,13 +182,13 @@ def _set_state(
     return installed_view(inst)
 
 
-@router.post("/installed/{installedIntgId}/enable")
+@router.post("/installed/{installedIntgId}/enable", response_model=InstalledOut)
 def enable_installed(clientId: TenantDep, svc: ServicesDep, installedIntgId: str) -> dict[str, Any]:
     """Enable an installed integration: its active events match again."""
     return _set_state(svc, clientId, installedIntgId, InstalledState.ENABLED)
 
 
-@router.post("/installed/{installedIntgId}/disable")
+@router.post("/installed/{installedIntgId}/disable", response_model=InstalledOut)
 def disable_installed(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str
 ) -> dict[str, Any]:
@@ -196,7 +197,7 @@ def disable_installed(
     return _set_state(svc, clientId, installedIntgId, InstalledState.DISABLED)
 
 
-@router.delete("/installed/{installedIntgId}")
+@router.delete("/installed/{installedIntgId}", response_model=InstalledOut)
 def uninstall(
     clientId: TenantDep,
     svc: ServicesDep,
@@ -216,7 +217,7 @@ def uninstall(
     return installed_view(inst)
 
 
-@router.post("/installed/{installedIntgId}/notifier")
+@router.post("/installed/{installedIntgId}/notifier", response_model=InstalledOut)
 def set_base_notifier(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, body: Notifier
 ) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import TenantDep
+from api.schemas import PlaceholdersOut
 from integrations.enums import Entity
 from integrations.errors import InvalidInput
 from integrations.placeholders import placeholders
@@ -14,7 +15,7 @@ from integrations.placeholders import placeholders
 router = APIRouter(prefix="/api/v2/tenants/{clientId}/integrations/events", tags=["placeholders"])
 
 
-@router.get("/placeHolders/{entityType}")
+@router.get("/placeHolders/{entityType}", response_model=PlaceholdersOut)
 def list_placeholders(clientId: TenantDep, entityType: str) -> dict[str, Any]:
     """``results[{name, value, description}]``: what a template can read about the entity."""
     try:

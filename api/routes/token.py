@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse
 
 from api.auth import basic_credentials
 from api.deps import ServicesDep
+from api.schemas import TokenOut
 
 router = APIRouter(tags=["token"])
 
 
-@router.post("/tenancy/auth/oauth/token")
-@router.post("/auth/oauth/token")
+@router.post("/tenancy/auth/oauth/token", responses={200: {"model": TokenOut}})
+@router.post("/auth/oauth/token", responses={200: {"model": TokenOut}})
 def token(
     request: Request,
     svc: ServicesDep,

@@ -3,6 +3,7 @@ answer fits the schema the document gives. Bounded: a few examples per operation
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from integrations.config import Settings
 from integrations.store import Store
+from tests.support.seed import sample_request
 
 
 @pytest.fixture
@@ -61,3 +63,20 @@ def test_no_5xx_and_every_answer_fits_the_schema(
             case.call_and_validate(headers=tenant_headers, checks=checks)
 
         run()
+
+
+def test_the_document_carries_the_seeds_samples_and_the_real_error_shape(
+    settings: Settings, store: Store, redis_client: Any
+) -> None:
+    with TestClient(create_app(settings, store)) as client:
+        doc = client.get("/openapi.json").json()
+    create = doc["paths"][
+        "/api/v2/tenants/{clientId}/integrations/installed/{installedIntgId}/event"
+    ]
+    examples = create["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert [e["value"] for e in examples.values()] == [sample_request(i) for i in range(3)]
+    responses = create["post"]["responses"]
+    assert "422" not in responses and responses["400"]["content"]["application/json"]
+    assert create["post"]["security"] == [{"bearer": []}]
+    assert "bearer" in doc["components"]["securitySchemes"]
+    assert "422" not in json.dumps(doc)
