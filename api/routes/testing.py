@@ -3,6 +3,7 @@ not yet saved (``…/event/test``). See :mod:`api.event_test`."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from api.validation import validate_event
 from integrations.errors import InvalidInput
 from integrations.models import EntityChange, IntegrationEventIn
 from integrations.store import StoredEvent
+from integrations.store.records import keep_omitted_secrets
 
 TENANT = "/api/v2/tenants/{clientId}"
 
@@ -31,6 +33,8 @@ class TestIn(BaseModel):
     messageId: str | None = Field(default=None, max_length=256)
     #: Send the rendered request once (recorded in the activity log as a test).
     send: bool = False
+    #: The event as it would be saved, to try an edit before making it (optional here).
+    event: IntegrationEventIn | None = None
 
     @model_validator(mode="after")
     def _one_change(self) -> TestIn:
@@ -43,6 +47,15 @@ class UnsavedTestIn(TestIn):
     """:class:`TestIn` with the event to try, as it would be created."""
 
     event: IntegrationEventIn
+
+
+def _captured(svc: Services, client_id: str, installed_id: str, besides: str = "") -> set[str]:
+    return {
+        h.key
+        for e in svc.store.list_events(client_id, installed_id)
+        if e.id != besides
+        for h in e.spec.responseHeaders
+    }
 
 
 def _change(svc: Services, client_id: str, body: TestIn) -> EntityChange:
@@ -62,12 +75,7 @@ def test_unsaved_event(
 ) -> dict[str, Any]:
     """Try an event before creating it: the same answer as a saved event's test."""
     installed = live_installed_or_404(svc, clientId, installedIntgId)
-    captured = {
-        h.key
-        for e in svc.store.list_events(clientId, installedIntgId)
-        for h in e.spec.responseHeaders
-    }
-    validate_event(body.event, svc.settings, captured)
+    validate_event(body.event, svc.settings, _captured(svc, clientId, installedIntgId))
     now = datetime.now(UTC)
     event = StoredEvent(
         id=UNSAVED,
@@ -88,6 +96,11 @@ def test_event(
     clientId: TenantDep, svc: ServicesDep, installedIntgId: str, eventId: str, body: TestIn
 ) -> dict[str, Any]:
     """Whether the event matches the change, rule by rule, the request it would send
-    (secrets masked), the placeholders with no value; sent once only if ``send`` is true."""
+    (secrets masked), the placeholders with no value; sent once only if ``send`` is true.
+    With ``event``, an edit of it is tried instead (not saved; omitted secrets kept)."""
     event = event_or_404(svc, clientId, installedIntgId, eventId)
+    if body.event is not None:
+        # An edit tried before it is saved: the same checks as the update's.
+        validate_event(body.event, svc.settings, _captured(svc, clientId, installedIntgId, eventId))
+        event = dataclasses.replace(event, spec=keep_omitted_secrets(body.event, event.spec))
     return run_test(svc, event, _change(svc, clientId, body), send=body.send)

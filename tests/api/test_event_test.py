@@ -102,6 +102,14 @@ def test_a_saved_event_explains_itself_and_sends_only_when_asked(
     ).json()
     assert row["errorClass"] == "test" and row["nextAttemptTime"] is None
 
+    # An edit tried before it is saved: the event as it would be, its secrets kept.
+    edit = {**_event(sink), "endPointURI": "/tickets/v2"}
+    edit["notifier"] = {**edit["notifier"], "password": None}
+    tried = api.post(url, json={"change": change, "event": edit}, headers=auth).json()
+    assert tried["request"]["url"] == f"{sink.url}/tickets/v2" and tried["sent"] is None
+    kept = api.get(f"{BASE}/{installed}/event/{event['id']}", headers=auth).json()
+    assert kept["endPointURI"] == "/tickets"  # nothing was saved
+
 
 def test_an_unsaved_event_and_a_recent_message(
     api: httpx.Client, store: Store, sink: RecordingSink
