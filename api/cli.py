@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from integrations import herald_version
 from integrations.config import DEFAULT_REDIS_URL, Settings, get_settings
 
 VAR = Path("var")
@@ -339,6 +340,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="herald", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--version", action="version", version=f"herald {herald_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     for name, fn, port in (("api", cmd_api, 8080), ("dev", cmd_dev, 8080)):
         sp = sub.add_parser(name, help=fn.__doc__)

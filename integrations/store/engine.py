@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, create_engine, event, select, update
+from sqlalchemy import Table, create_engine, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -117,6 +117,11 @@ class StoreBase:
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
+
+    def ping(self) -> None:
+        """Raise if the database does not answer a ``SELECT 1``."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
