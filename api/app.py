@@ -14,7 +14,16 @@ from api.dispatch import CeleryDispatcher, Dispatcher
 from api.errors import install_handlers
 from api.limits import RequestLimits
 from api.openapi import install_openapi
-from api.routes import activity, events, health, installed, placeholders, testing, token
+from api.routes import (
+    activity,
+    events,
+    health,
+    installed,
+    metrics,
+    placeholders,
+    testing,
+    token,
+)
 from api.throttle import LoginThrottle
 from integrations.config import Settings
 from integrations.store import Store
@@ -42,7 +51,7 @@ def create_app(
     install_handlers(app)
     app.add_middleware(RequestLimits, store=store)
 
-    for module in (health, token, installed, testing, events, activity, placeholders):
+    for module in (health, metrics, token, installed, testing, events, activity, placeholders):
         app.include_router(module.router)
     install_openapi(app)
     return app

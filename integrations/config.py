@@ -96,6 +96,8 @@ class Settings:
     batch_send_deadline: float = 60.0
     send_concurrency: int = 256
     endpoint_concurrency: int = 64
+    #: Where a worker node serves its Prometheus metrics (``/metrics``); 0 turns it off.
+    metrics_port: int = 9810
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -155,6 +157,8 @@ class Settings:
         ):
             if v := e.get(name):
                 kw[attr] = max(1, int(_floats(name, v)[0]))
+        if (v := e.get("HERALD_METRICS_PORT")) is not None and v != "":
+            kw["metrics_port"] = max(0, int(_floats("HERALD_METRICS_PORT", v)[0]))
         if v := e.get("HERALD_BREAKER_THRESHOLD"):
             kw["breaker_threshold"] = max(1, int(_floats("HERALD_BREAKER_THRESHOLD", v)[0]))
         return cls(**kw)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from integrations import metrics
 from integrations.config import Settings
 from integrations.errors import HeraldError, PermanentError, RetryableError
 from integrations.models import EntityChange
@@ -137,6 +138,7 @@ class Deliverer:
             wait = self.gate.hold_one(delivery)
             if wait is not None:
                 self.gate.wait([wait])
+                metrics.delivered("waiting")
                 return Result("waiting", wait.reason)
             renew = functools.partial(self.lease.renew, delivery_id, token)
             with Heartbeat(renew, every=self.lease.lock_ttl / 3, name="delivery's lock"):
@@ -166,6 +168,7 @@ class Deliverer:
     def _give_up(self, delivery: Delivery, reason: str, error_class: str) -> Result:
         self.store.fail_delivery(delivery.id, reason, error_class)
         self.schedule.remove(delivery.id)
+        metrics.delivered("failed", error_class=error_class)
         return Result("failed", reason)
 
     def _attempt(self, delivery: Delivery) -> Result:
@@ -188,6 +191,11 @@ class Deliverer:
             return self._give_up(delivery, reason, "event_changed")
         follow_up = self._follow_up(delivery, event)
         event = as_sent_by(event, delivery.id)
+        arrived = delivery.created_at.timestamp()
+
+        def apply(outcome: Outcome, follow_up: NewDelivery | None = None) -> Result:
+            return self._apply(outcome, follow_up, arrived=arrived)
+
         started, t0 = datetime.now(UTC), time.perf_counter()
         prepared: Prepared | None = None
         note = self.gate.waited_note(delivery)
@@ -220,15 +228,15 @@ class Deliverer:
                 self.health.record_failure(breaker_key(event.tenant_id, prepared.request.url))
             disabled = self._auto_disable(event, exc)
             if disabled is not None:
-                return self._apply(failed(context(), exc, reason=disabled))
-            return self._apply(self._retry(context(), exc))
+                return apply(failed(context(), exc, reason=disabled))
+            return apply(self._retry(context(), exc))
         except PermanentError as exc:
             self._auto_disable(event, exc)
             if prepared is None and delivery.ordered:
                 # Not even built: say if an earlier delivery of its ticket failed.
                 more = self.gate.failure_note(delivery.ordering_key, delivery.sequence)
                 notes = tuple(dict.fromkeys((*notes, more))) if more else notes
-            return self._apply(failed(context(), exc))
+            return apply(failed(context(), exc))
         except Exception as exc:
             # A bug, or the task's soft time limit: never lose the delivery over it. Record
             # it and retry on the schedule, which ends in FAILED if it keeps happening.
@@ -236,9 +244,9 @@ class Deliverer:
             internal = RetryableError(
                 f"internal error: {type(exc).__name__}: {exc}", error_class="internal_error"
             )
-            return self._apply(self._retry(context(), internal))
+            return apply(self._retry(context(), internal))
         captured = response.capture(event.spec.responseHeaders)
-        result = self._apply(succeeded(context(), response, captured), follow_up)
+        result = apply(succeeded(context(), response, captured), follow_up)
         # Bookkeeping after the outcome is safe in the store: a failure here must not turn a
         # delivered notification into a resend.
         try:
@@ -288,7 +296,13 @@ class Deliverer:
             sequence=delivery.sequence,
         )
 
-    def _apply(self, outcome: Outcome, follow_up: NewDelivery | None = None) -> Result:
+    def _apply(
+        self,
+        outcome: Outcome,
+        follow_up: NewDelivery | None = None,
+        *,
+        arrived: float | None = None,
+    ) -> Result:
         """Store an outcome: the schedule first (a retry fires even if we die before the
         store has it), then the record; a finished delivery leaves the schedule after.
 
@@ -313,6 +327,12 @@ class Deliverer:
             return Result("skipped", "another attempt recorded first")
         if outcome.due is None:
             self.schedule.remove(delivery_id)
+        metrics.delivered(
+            outcome.result,
+            http_status=outcome.record.http_status,
+            error_class=outcome.record.error_class,
+            arrived=arrived,
+        )
         if outcome.result == "failed":
             log.warning("delivery %s failed: %s", delivery_id, outcome.detail)
         return Result(outcome.result, outcome.detail)

@@ -31,6 +31,7 @@ from typing import Any
 
 import redis
 
+from integrations import metrics
 from integrations.config import Settings
 from integrations.errors import HeraldError, PermanentError, RetryableError
 from integrations.redis_keys import RedisKeys
@@ -48,9 +49,8 @@ from worker.health import (
     breaker_key,
     is_open,
 )
-from worker.ordering import BatchTurns
+from worker.ordering import BatchTurns, arrival
 from worker.outcomes import (
-    AttemptContext,
     Outcome,
     deferral,
     failed,
@@ -137,6 +137,12 @@ class BatchRunner:
                 outcomes, deferred = self._first_attempts(going, clock, send_until)
                 for attempt, outcome in outcomes:
                     counts[outcome.result] += 1
+                    metrics.delivered(
+                        outcome.result,
+                        http_status=outcome.record.http_status,
+                        error_class=outcome.record.error_class,
+                        arrived=arrival(attempt.planned.order.sequence),
+                    )
                     failure = outcome.record.status_message if outcome.result == "failed" else None
                     turns.ended_with(outcome.record.delivery_id, failure, outcome.due)
                     if outcome.result == "sent" and attempt.planned.live.event.spec.depEvent:
@@ -148,6 +154,7 @@ class BatchRunner:
                 sent = {p.delivery_id for p, _ in going}
                 unfinished = [d for d in unfinished if d not in sent]
             self.gate.wait(turns.waits.values())
+            metrics.DELIVERIES.labels("waiting").inc(len(turns.waits))
             unfinished = []
             self.gate.wake(
                 {p.order.key for p in todo if p.delivery_id in turns.ended and p.order.key},
@@ -193,7 +200,7 @@ class BatchRunner:
         sent, deferred, counted = self._send(ready, states, send_until)
         outcomes = [self._outcome(a, None) for a in attempts if a.prepared is None]
         outcomes += [self._outcome(a, r) for a, r in sent]
-        outcomes = self.streaks.note(outcomes, states, counted, self._context)
+        outcomes = self.streaks.note(outcomes, states, counted, FirstAttempt.context)
         self._defer(deferred, states)
         clock.lap("send")
         self._store(outcomes)
@@ -280,27 +287,11 @@ class BatchRunner:
                 attempt.notes = (*attempt.notes, note)
         return attempt
 
-    def _context(self, attempt: FirstAttempt, duration_ms: float) -> AttemptContext:
-        planned = attempt.planned
-        capture_for = None
-        if planned.entity_id is not None and planned.live.event.spec.responseHeaders:
-            capture_for = (planned.live.event.id, planned.entity_id)
-        return AttemptContext(
-            delivery_id=planned.delivery_id,
-            attempts=0,
-            attempts_base=0,
-            started_at=attempt.started_at,
-            duration_ms=duration_ms,
-            prepared=attempt.prepared,
-            capture_for=capture_for,
-            notes=attempt.notes,
-        )
-
     def _outcome(
         self, attempt: FirstAttempt, result: SendResult | None
     ) -> tuple[FirstAttempt, Outcome]:
         duration_ms = (time.perf_counter() - attempt.t0) * 1000
-        ctx = self._context(attempt, duration_ms)
+        ctx = attempt.context(duration_ms)
         if isinstance(result, DeliveryResponse):
             spec = attempt.planned.live.event.spec
             try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from integrations import metrics
 from integrations.enums import Ordering
 from integrations.models import EntityChange, field_path
 from integrations.store import (
@@ -138,6 +139,8 @@ class Plan:
     rows: list[NewDelivery] = field(default_factory=list)
     first_attempts: list[Planned] = field(default_factory=list)
     dead_letters: list[str] = field(default_factory=list)
+    #: ``(tenant, entity, matched)`` of each valid change, for the metrics.
+    routed: list[tuple[str, str, bool]] = field(default_factory=list)
 
 
 def _parse(
@@ -202,6 +205,7 @@ def plan_batch(
         coarse = entity_key(change.tenantId, entity, ent_id) if ent_id is not None else None
         # One view per change: each field is case-folded once, however many events read it.
         view = FieldView(change.data)
+        rows_before = len(plan.rows)
         for candidate in candidates[(change.tenantId, change.entity, change.eventType)]:
             failure: str | None = None
             if isinstance(candidate, BrokenEvent):
@@ -246,12 +250,15 @@ def plan_batch(
             if failure is None and live is not None:
                 order = Ordered(row.id, ticket, sequence, waits, coarse)
                 plan.first_attempts.append(Planned(row.id, live, change, ent_id, order))
+        plan.routed.append((change.tenantId, entity, len(plan.rows) > rows_before))
     return plan
 
 
 def ingest(store: Store, plan: Plan, *, dedupe_window: float) -> IngestBatch:
     """Remember the plan's messages and create its deliveries, in one transaction."""
-    return store.ingest_batch(plan.messages, plan.rows, dedupe_window)
+    result = store.ingest_batch(plan.messages, plan.rows, dedupe_window)
+    metrics.received(plan.routed, dead_letters=len(plan.dead_letters))
+    return result
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from integrations.errors import HeraldError
 from integrations.store import NewDelivery
 from worker.dependent import dependent_row
 from worker.fanout import Planned
+from worker.outcomes import AttemptContext
 from worker.prepare import Prepared
 
 
@@ -24,6 +25,23 @@ class FirstAttempt:
     error: HeraldError | None = None
     #: Notes for its row (:class:`~worker.outcomes.AttemptContext`).
     notes: tuple[str, ...] = ()
+
+    def context(self, duration_ms: float) -> AttemptContext:
+        """What is known of this first attempt when it ends."""
+        planned = self.planned
+        capture_for = None
+        if planned.entity_id is not None and planned.live.event.spec.responseHeaders:
+            capture_for = (planned.live.event.id, planned.entity_id)
+        return AttemptContext(
+            delivery_id=planned.delivery_id,
+            attempts=0,
+            attempts_base=0,
+            started_at=self.started_at,
+            duration_ms=duration_ms,
+            prepared=self.prepared,
+            capture_for=capture_for,
+            notes=self.notes,
+        )
 
 
 def first_follow_up(planned: Planned) -> NewDelivery:

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from celery import Celery, bootsteps
 
+from integrations import metrics
 from integrations.config import get_settings
 from worker.app import is_amqp
 from worker.ingest import StreamIngest, consumer_name
@@ -134,6 +135,7 @@ class HeraldLoops(bootsteps.StartStopStep):
         for t in self._threads:
             t.start()
         log.info("herald: consuming %s as %s", settings.stream_key, stream.consumer)
+        metrics.serve(settings.metrics_port)
 
     def stop(self, parent: Any) -> None:
         self._stop.set()

@@ -88,6 +88,11 @@ def sequence_now(now: float, occurred_at: datetime) -> str:
     return sequence_of(f"{int(now * 1000)}-0", occurred_at)
 
 
+def arrival(sequence: str | None) -> float | None:
+    """When the change of ``sequence`` reached the stream (epoch seconds)."""
+    return int(sequence.split(".", 1)[0]) / 1000 if sequence else None
+
+
 def entry_bound(sequence: str) -> str:
     """The stream entry id of ``sequence``: the entries before it are the earlier ones."""
     # A dependent call's sequence is its first call's plus ".dep" (worker.dependent).

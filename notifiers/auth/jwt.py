@@ -14,6 +14,7 @@ from integrations.errors import (
     NotifierMisconfigured,
     TokenEndpointUnavailable,
 )
+from integrations.metrics import token_request
 from integrations.models import Notifier
 from notifiers.auth.cache import TokenCache
 from notifiers.auth.config import misconfigured
@@ -55,9 +56,12 @@ class JWTTokens:
     def token(self, notifier: Notifier) -> CachedToken:
         """A valid JWT for ``notifier`` (cached, renewed when due)."""
         url = self._url(notifier)
-        return self._cache.obtain(
-            self._key(notifier, url), lambda _stale: self._fetch(notifier, url)
-        )
+
+        def fetch(_stale: object) -> CachedToken:
+            with token_request("jwt"):
+                return self._fetch(notifier, url)
+
+        return self._cache.obtain(self._key(notifier, url), fetch)
 
     def peek(self, notifier: Notifier) -> CachedToken | None:
         """The JWT for ``notifier`` if this process holds it fresh (no I/O)."""

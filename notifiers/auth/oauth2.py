@@ -24,6 +24,7 @@ from integrations.errors import (
     NotifierMisconfigured,
     TokenEndpointUnavailable,
 )
+from integrations.metrics import token_request
 from integrations.models import Notifier
 from notifiers.auth.cache import TokenCache
 from notifiers.auth.config import OAuth2Config
@@ -132,14 +133,17 @@ class OAuth2Tokens:
     # -- grants
 
     def _fetch(self, cfg: OAuth2Config, key: str) -> CachedToken:
-        if cfg.grant is GrantType.CLIENT_CREDENTIALS:
-            payload = self._request(
-                cfg, key, lambda c: c.fetch_token(cfg.token_url, grant_type="client_credentials")
-            )
-        elif cfg.grant is GrantType.PASSWORD:
-            payload = self._password(cfg, key)
-        else:
-            payload = self._refresh_or_password(cfg, key)
+        with token_request("oauth2"):
+            if cfg.grant is GrantType.CLIENT_CREDENTIALS:
+                payload = self._request(
+                    cfg,
+                    key,
+                    lambda c: c.fetch_token(cfg.token_url, grant_type="client_credentials"),
+                )
+            elif cfg.grant is GrantType.PASSWORD:
+                payload = self._password(cfg, key)
+            else:
+                payload = self._refresh_or_password(cfg, key)
         token = token_from_response(payload, self._cache.now())
         log.info("obtained OAuth2 token from %s (grant %s)", redact_url(cfg.token_url), cfg.grant)
         return token
