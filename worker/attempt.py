@@ -95,9 +95,7 @@ class Deliverer:
         self.health = EndpointHealth(
             client,
             settings.redis_prefix,
-            BreakerPolicy(
-                settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
-            ),
+            BreakerPolicy.of(settings),
         )
 
     def deliver(

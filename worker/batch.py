@@ -35,7 +35,7 @@ from integrations import metrics
 from integrations.config import Settings
 from integrations.errors import HeraldError, PermanentError, RetryableError
 from integrations.redis_keys import RedisKeys
-from integrations.store import Store
+from integrations.store import Store, Unfinished
 from notifiers.sender import DeliveryResponse
 from worker.dependent import dependent_id
 from worker.events import EventCache
@@ -57,7 +57,6 @@ from worker.outcomes import (
     retried_or_failed,
     succeeded,
 )
-from worker.outcomes import trips_breaker as _trips
 from worker.prepare import build_request
 from worker.probing import RecentSuccess, split_for_probing
 from worker.report import BatchReport, Phases
@@ -92,7 +91,7 @@ class BatchRunner:
         self.events = events
         self.pool = pool
         self.now = now
-        self.health = EndpointHealth(client, settings.redis_prefix, _policy(settings))
+        self.health = EndpointHealth(client, settings.redis_prefix, BreakerPolicy.of(settings))
         self.recent = RecentSuccess()
         self.streaks = FailureStreaks(settings, store, self.health, now=now)
         self.gate = OrderGate(
@@ -112,18 +111,27 @@ class BatchRunner:
         clock = Phases()
         plan = plan_batch(raws, self.events, entry_ids)
         clock.lap("plan")
-        result = ingest(self.store, plan, dedupe_window=self.settings.dedupe_window)
+        # Stream first, store second (worker.ordering says why this order is race-free):
+        # the earlier changes still unstored, then, in the ingest transaction itself, the
+        # unfinished deliveries of the batch's tickets.
+        orders = [p.order for p in plan.first_attempts]
+        bound = max((o.sequence for o in orders if o.sequence), default=None)
+        own = entry_ids or ()
+        unstored = self.gate.unstored_before(bound, besides=own) if bound else {}
+        tickets = {o.key for o in orders if o.waits and o.key}
+        result = ingest(
+            self.store, plan, dedupe_window=self.settings.dedupe_window, tickets=tickets
+        )
         todo = [p for p in plan.first_attempts if p.delivery_id in result.created]
         mine = [p.delivery_id for p in todo]
-        # Stream first, store second: see worker.ordering for why this order is race-free.
-        bound = max((p.order.sequence for p in todo if p.order.sequence), default=None)
-        unstored = self.gate.settle(entry_ids or (), mine, self.send_deadline + 5, bound)
-        turns = BatchTurns(
-            [p.order for p in todo],
-            self.gate.holds([p.order for p in todo], unstored, besides=mine),
+        self.gate.settle(own, mine, self.send_deadline + 5)
+        held = self.gate.holds(
+            [p.order for p in todo], unstored, besides=mine, unfinished=result.unfinished
         )
+        turns = BatchTurns([p.order for p in todo], held)
         clock.lap("ingest")
         counts = dict.fromkeys(("sent", "retrying", "failed", "deferred"), 0)
+        latest: dict[str, Unfinished] = {}  # as each turn's store read it
         unfinished = list(mine)
         try:
             send_until = time.monotonic() + self.send_deadline
@@ -134,7 +142,8 @@ class BatchRunner:
                     for ok, notes in [turns.admit(p.order, turn, now=self.now())]
                     if ok
                 ]
-                outcomes, deferred = self._first_attempts(going, clock, send_until)
+                outcomes, deferred, read = self._first_attempts(going, clock, send_until)
+                latest.update((u.id, u) for u in read)
                 for attempt, outcome in outcomes:
                     counts[outcome.result] += 1
                     metrics.delivered(
@@ -159,6 +168,7 @@ class BatchRunner:
             self.gate.wake(
                 {p.order.key for p in todo if p.delivery_id in turns.ended and p.order.key},
                 done=sorted(turns.ended),
+                unfinished=[u for u in latest.values() if u.id not in turns.ended],
             )
         except Exception:
             # Never lose a delivery over a bug or a time limit: every one of this batch whose
@@ -183,7 +193,7 @@ class BatchRunner:
 
     def _first_attempts(
         self, todo: list[tuple[Planned, tuple[str, ...]]], clock: Phases, send_until: float
-    ) -> tuple[list[tuple[FirstAttempt, Outcome]], list[FirstAttempt]]:
+    ) -> tuple[list[tuple[FirstAttempt, Outcome]], list[FirstAttempt], list[Unfinished]]:
         """Send one turn's deliveries and store their outcomes; those and the deferred."""
         # Captured values of every delivery of the round that reads them, in one query.
         captures = self.store.captured_for_entities(
@@ -203,10 +213,10 @@ class BatchRunner:
         outcomes = self.streaks.note(outcomes, states, counted, FirstAttempt.context)
         self._defer(deferred, states)
         clock.lap("send")
-        self._store(outcomes)
+        unfinished = self._store(outcomes)
         clock.lap("store")
         self._forget(outcomes, states, failing)
-        return outcomes, deferred
+        return outcomes, deferred, unfinished
 
     def _send(
         self, ready: list[FirstAttempt], states: dict[str, BreakerState], send_until: float
@@ -235,7 +245,7 @@ class BatchRunner:
         for key, rest in held.items():
             probes = probed.get(key, [])
             if not any(isinstance(r, DeliveryResponse) for _, r in probes):
-                trips = sum(1 for a, r in probes if _trips_on(r, a))
+                trips = sum(1 for a, r in probes if a.trips_on(r))
                 if trips:
                     states[key] = self.health.record_failure(key, self.now(), count=trips)
                     counted[key] = trips
@@ -335,7 +345,7 @@ class BatchRunner:
             [(d, datetime.fromtimestamp(due, UTC), why) for d, (due, why) in waits.items()]
         )
 
-    def _store(self, outcomes: list[tuple[FirstAttempt, Outcome]]) -> None:
+    def _store(self, outcomes: list[tuple[FirstAttempt, Outcome]]) -> list[Unfinished]:
         """The schedule first (retries, and a lease for each dependent call a success
         creates), then every record and the dependent calls in one transaction, then those
         calls dispatched."""
@@ -349,10 +359,17 @@ class BatchRunner:
         due |= {row.id: lease for row in follow_ups.values()}
         if due:
             self._schedule(due)
-        recorded = self.store.record_attempts([o.record for _, o in outcomes], follow_ups)
+        # The finished ones' tickets are read in the same transaction, for the wake-up.
+        tickets = {
+            a.planned.order.key for a, o in outcomes if o.due is None and a.planned.order.key
+        }
+        recorded, unfinished = self.store.record_and_read(
+            [o.record for _, o in outcomes], follow_ups, tickets
+        )
         won = {o.record.delivery_id for (_, o), ok in zip(outcomes, recorded, strict=True) if ok}
         if ready := {row.id: self.now() for main, row in follow_ups.items() if main in won}:
             self._schedule(ready)
+        return unfinished
 
     def _forget(
         self,
@@ -377,13 +394,3 @@ class BatchRunner:
     def _reschedule(self, delivery_ids: list[str], delay: float) -> None:
         if delivery_ids:
             self._schedule(dict.fromkeys(delivery_ids, self.now() + delay))
-
-
-def _policy(settings: Settings) -> BreakerPolicy:
-    return BreakerPolicy(
-        settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
-    )
-
-
-def _trips_on(result: SendResult, attempt: FirstAttempt) -> bool:
-    return isinstance(result, RetryableError) and _trips(result, attempt.prepared)

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -254,9 +254,12 @@ def plan_batch(
     return plan
 
 
-def ingest(store: Store, plan: Plan, *, dedupe_window: float) -> IngestBatch:
-    """Remember the plan's messages and create its deliveries, in one transaction."""
-    result = store.ingest_batch(plan.messages, plan.rows, dedupe_window)
+def ingest(
+    store: Store, plan: Plan, *, dedupe_window: float, tickets: Iterable[str] = ()
+) -> IngestBatch:
+    """Remember the plan's messages and create its deliveries, in one transaction (which
+    also reads the unfinished deliveries of ``tickets``)."""
+    result = store.ingest_batch(plan.messages, plan.rows, dedupe_window, tickets)
     metrics.received(plan.routed, dead_letters=len(plan.dead_letters))
     return result
 

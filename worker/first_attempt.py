@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from integrations.errors import HeraldError
+from integrations.errors import HeraldError, RetryableError
 from integrations.store import NewDelivery
 from worker.dependent import dependent_row
 from worker.fanout import Planned
-from worker.outcomes import AttemptContext
+from worker.outcomes import AttemptContext, trips_breaker
 from worker.prepare import Prepared
 
 
@@ -25,6 +25,10 @@ class FirstAttempt:
     error: HeraldError | None = None
     #: Notes for its row (:class:`~worker.outcomes.AttemptContext`).
     notes: tuple[str, ...] = ()
+
+    def trips_on(self, result: object) -> bool:
+        """Whether ``result`` of its send counts against the endpoint's breaker."""
+        return isinstance(result, RetryableError) and trips_breaker(result, self.prepared)
 
     def context(self, duration_ms: float) -> AttemptContext:
         """What is known of this first attempt when it ends."""

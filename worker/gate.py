@@ -16,7 +16,7 @@ from typing import cast
 import redis
 
 from integrations.redis_keys import RedisKeys
-from integrations.store import Delivery, DeliveryStatus, Store
+from integrations.store import Delivery, DeliveryStatus, Store, Unfinished
 from worker.fanout import MAX_MESSAGE_CHARS
 from worker.ingest import GROUP, entry_text
 from worker.ordering import (
@@ -84,13 +84,12 @@ class OrderGate:
         self.schedule = schedule
         self.now = now
 
-    def settle(
-        self, entry_ids: Sequence[str], created: Sequence[str], lease: float, bound: str | None
-    ) -> dict[str, str]:
-        """Once a batch's rows are committed: acknowledge and delete its entries, lease its
-        new deliveries in the retry schedule (for ``lease`` seconds: if this process dies
-        before their outcomes are stored, the retry path takes them), and read the earlier
-        entries still unstored; one round trip. ``bound``: the batch's latest sequence."""
+    def settle(self, entry_ids: Sequence[str], created: Sequence[str], lease: float) -> None:
+        """Once a batch's rows are committed: acknowledge and delete its entries, and lease
+        its new deliveries in the retry schedule (for ``lease`` seconds: if this process dies
+        before their outcomes are stored, the retry path takes them); one round trip."""
+        if not entry_ids and not created:
+            return
         pipe = self.redis.pipeline(transaction=False)
         if entry_ids:
             pipe.xack(self.keys.stream, GROUP, *entry_ids)
@@ -98,32 +97,35 @@ class OrderGate:
         if created:
             due = int((self.now() + lease) * 1000)
             pipe.zadd(self.keys.retry, dict.fromkeys(created, due))
-        if bound is not None:
-            pipe.xrange(self.keys.stream, "-", "(" + entry_bound(bound), count=SCAN)
-        replies = pipe.execute()
-        if bound is None:
-            return {}
-        entries: Entries = replies[-1]
-        return unstored(entries, complete=len(entries) < SCAN)
+        pipe.execute()
 
-    def unstored_before(self, sequence: str) -> dict[str, str]:
-        """:func:`unstored` for the entries earlier than ``sequence``."""
+    def unstored_before(self, sequence: str, *, besides: Iterable[str] = ()) -> dict[str, str]:
+        """:func:`unstored` for the entries earlier than ``sequence`` (but ``besides``, a
+        batch's own, still in the stream until it is stored)."""
         bound = "(" + entry_bound(sequence)
         entries = cast(Entries, self.redis.xrange(self.keys.stream, "-", bound, count=SCAN))
-        return unstored(entries, complete=len(entries) < SCAN)
+        complete = len(entries) < SCAN
+        own = {e.encode() for e in besides}
+        return unstored([e for e in entries if e[0] not in own], complete=complete)
 
     def holds(
-        self, items: Sequence[Ordered], unstored: dict[str, str], *, besides: Iterable[str] = ()
+        self,
+        items: Sequence[Ordered],
+        unstored: dict[str, str],
+        *,
+        besides: Iterable[str] = (),
+        unfinished: Sequence[Unfinished] | None = None,
     ) -> dict[str, Wait]:
         """Which of ``items`` must wait, and for what. ``besides``: deliveries the caller
-        orders itself (a batch's own), left out of the store's answer."""
+        orders itself (a batch's own), left out of the store's answer; ``unfinished``: that
+        answer, when the caller read it already (in its own transaction)."""
         waiting = [i for i in items if i.waits and i.key is not None]
         if not waiting:
             return {}
         mine = set(besides)
-        rows = [
-            u for u in self.store.unfinished_of(i.key for i in waiting if i.key) if u.id not in mine
-        ]
+        if unfinished is None:
+            unfinished = self.store.unfinished_of(i.key for i in waiting if i.key)
+        rows = [u for u in unfinished if u.id not in mine]
         now = self.now()
         held = (hold(i, rows, unstored, now=now) for i in waiting)
         return {w.id: w for w in held if w is not None}
@@ -153,11 +155,20 @@ class OrderGate:
             [(w.id, w.waits_on, w.reason, datetime.fromtimestamp(due[w.id], UTC)) for w in waits]
         )
 
-    def wake(self, keys: Iterable[str], *, done: Sequence[str] = ()) -> list[str]:
+    def wake(
+        self,
+        keys: Iterable[str],
+        *,
+        done: Sequence[str] = (),
+        unfinished: Sequence[Unfinished] | None = None,
+    ) -> list[str]:
         """After outcomes are stored: drop the finished deliveries ``done`` from the
-        schedule and dispatch, now, the deliveries of ``keys`` whose turn it is."""
+        schedule and dispatch, now, the deliveries of ``keys`` whose turn it is
+        (``unfinished``: those tickets' unfinished deliveries, if the caller read them)."""
         wanted = {k for k in keys if k}
-        woken = next_up(self.store.unfinished_of(wanted)) if wanted else []
+        if unfinished is None:
+            unfinished = self.store.unfinished_of(wanted) if wanted else []
+        woken = next_up([u for u in unfinished if u.key in wanted])
         if not done and not woken:
             return []
         pipe = self.redis.pipeline(transaction=False)

@@ -18,12 +18,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
 
 from integrations.redis_keys import RedisKeys
+
+if TYPE_CHECKING:
+    from integrations.config import Settings
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ class BreakerPolicy:
     threshold: int = 5
     cooldown: float = 30.0
     max_cooldown: float = 600.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> BreakerPolicy:
+        """The policy ``settings`` configure (``HERALD_BREAKER_*``)."""
+        return cls(
+            settings.breaker_threshold, settings.breaker_cooldown, settings.breaker_max_cooldown
+        )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from integrations.store.captures import upsert_captured
 from integrations.store.engine import StoreBase, owned, table_of, upsert
+from integrations.store.ordering import unfinished_in
 from integrations.store.outcomes import EXCERPT_CHARS, attempt_row, record_all
 from integrations.store.records import (
     Attempt,
@@ -19,6 +20,7 @@ from integrations.store.records import (
     Delivery,
     DeliveryStatus,
     NewDelivery,
+    Unfinished,
 )
 from integrations.tables import AttemptRow, DeliveryRow, utcnow
 
@@ -219,6 +221,15 @@ class DeliveryStore(StoreBase):
         records: Sequence[AttemptRecord],
         follow_ups: Mapping[str, NewDelivery] | None = None,
     ) -> list[bool]:
+        """:meth:`record_and_read`, without the read."""
+        return self.record_and_read(records, follow_ups)[0]
+
+    def record_and_read(
+        self,
+        records: Sequence[AttemptRecord],
+        follow_ups: Mapping[str, NewDelivery] | None = None,
+        tickets: Iterable[str] = (),
+    ) -> tuple[list[bool], list[Unfinished]]:
         """Record a batch of outcomes in ONE transaction; which of them were recorded.
 
         Optimistic: a delivery is updated only if its attempt count still equals the record's
@@ -226,9 +237,11 @@ class DeliveryStore(StoreBase):
         the delivery is gone): nothing is written for it, no attempt row, no capture.
         ``follow_ups``: deliveries to create, in the same transaction, for the records (by
         delivery id) that are recorded: a ``depEvent``'s call, once its first call succeeded.
+        ``tickets``: ordering keys whose unfinished deliveries to read after the writes, in
+        the same transaction (which of them to wake).
         """
         if not records:
-            return []
+            return [], []
         # Rows are written in id order, so concurrent batches lock them in one order (no
         # deadlock for PostgreSQL to break); the answer, and which capture wins when two
         # records capture one key, keep the caller's order.
@@ -254,7 +267,8 @@ class DeliveryStore(StoreBase):
                 insert_deliveries(
                     s, [follow_ups[r.delivery_id] for r in won if r.delivery_id in follow_ups]
                 )
-        return recorded
+            unfinished = unfinished_in(s, tickets)
+        return recorded, unfinished
 
     def fail_delivery(self, delivery_id: str, reason: str, error_class: str) -> None:
         """Mark a delivery FAILED without an attempt (its event was deleted, say)."""

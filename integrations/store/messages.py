@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from integrations.store.deliveries import insert_deliveries, pending_of, to_delivery
 from integrations.store.engine import StoreBase, chunks, table_of, upsert
+from integrations.store.ordering import unfinished_in
 from integrations.store.records import Delivery, DeliveryStatus, IngestBatch, NewDelivery
 from integrations.tables import DeliveryRow, MessageRow, utcnow
 
@@ -120,6 +121,7 @@ class MessageStore(StoreBase):
         messages: Sequence[MessageKey],
         deliveries: Sequence[NewDelivery],
         window: float,
+        tickets: Iterable[str] = (),
     ) -> IngestBatch:
         """Remember a batch's messages and create their deliveries, in ONE transaction.
 
@@ -129,6 +131,8 @@ class MessageStore(StoreBase):
         new messages, and dead letters (``message_id`` None), are inserted unless they exist.
         ``redelivered`` holds the PENDING deliveries of the duplicates and of new messages
         whose deliveries existed already (an interrupted earlier run left them).
+        ``tickets``: ordering keys whose unfinished deliveries to read in the same
+        transaction (``unfinished``), saving per-ticket ordering a round trip.
         """
         self._forget_now_and_then(window)
         now = utcnow()
@@ -151,7 +155,10 @@ class MessageStore(StoreBase):
                 [k for k in counts if k not in fresh],
                 [d.id for d in wanted if d.id not in created and d.message_id is not None],
             )
-        return IngestBatch(frozenset(fresh), frozenset(created), tuple(redelivered))
+            unfinished = unfinished_in(s, tickets)
+        return IngestBatch(
+            frozenset(fresh), frozenset(created), tuple(redelivered), tuple(unfinished)
+        )
 
 
 def _redelivered(

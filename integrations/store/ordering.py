@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 
 from integrations.store.engine import StoreBase, chunks, table_of
 from integrations.store.records import DeliveryStatus, Unfinished
@@ -33,28 +34,31 @@ _HOLD = (
 )
 
 
+def unfinished_in(s: Session, keys: Iterable[str]) -> list[Unfinished]:
+    """:meth:`OrderingStore.unfinished_of` in ``s``'s transaction (one ``IN`` per 500)."""
+    wanted = sorted(set(keys))
+    c = _DELIVERIES.c
+    out: list[Unfinished] = []
+    for part in chunks(wanted):
+        rows = s.execute(
+            select(c.ordering_key, c.sequence, c.id, c.status, c.next_attempt_at).where(
+                c.ordering_key.in_(part), UNFINISHED_CLAUSE
+            )
+        )
+        out.extend(
+            Unfinished(key, seq, id_, status, due.timestamp() if due else None)
+            for key, seq, id_, status, due in rows
+        )
+    return out
+
+
 class OrderingStore(StoreBase):
     """The store's side of :mod:`worker.ordering`."""
 
     def unfinished_of(self, keys: Iterable[str]) -> list[Unfinished]:
         """Every unfinished delivery of these tickets (any order)."""
-        wanted = sorted(set(keys))
-        if not wanted:
-            return []
-        c = _DELIVERIES.c
-        out: list[Unfinished] = []
         with self.session() as s:
-            for part in chunks(wanted):
-                rows = s.execute(
-                    select(c.ordering_key, c.sequence, c.id, c.status, c.next_attempt_at).where(
-                        c.ordering_key.in_(part), UNFINISHED_CLAUSE
-                    )
-                )
-                out.extend(
-                    Unfinished(key, seq, id_, status, due.timestamp() if due else None)
-                    for key, seq, id_, status, due in rows
-                )
-        return out
+            return unfinished_in(s, keys)
 
     def last_failed_before(self, key: str, sequence: str) -> tuple[str, str] | None:
         """``(id, reason)`` of the ticket's latest FAILED delivery before ``sequence``."""

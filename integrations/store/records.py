@@ -261,6 +261,9 @@ class IngestBatch:
     created: frozenset[str]
     #: Deliveries of duplicate messages still PENDING: an interrupted earlier run left them.
     redelivered: tuple[Delivery, ...]
+    #: The unfinished deliveries of the tickets asked for, as the transaction saw them (its
+    #: own new rows among them): what per-ticket ordering reads.
+    unfinished: tuple[Unfinished, ...] = ()
 
 
 @dataclass(frozen=True)
