@@ -41,7 +41,7 @@ from worker.dependent import dependent_id
 from worker.events import EventCache
 from worker.fanout import Planned, dependency_rounds, ingest, plan_batch
 from worker.first_attempt import FirstAttempt, first_follow_up
-from worker.gate import OrderGate
+from worker.gate import Entries, OrderGate
 from worker.health import (
     BreakerPolicy,
     BreakerState,
@@ -102,22 +102,26 @@ class BatchRunner:
         #: path waits before it takes over deliveries a crashed batch left (see tasks.py).
         self.send_deadline = min(settings.batch_send_deadline, settings.deliver_time_limit / 3)
 
-    def run(self, raws: Sequence[str], entry_ids: Sequence[str] | None = None) -> BatchReport:
+    def run(
+        self,
+        raws: Sequence[str],
+        entry_ids: Sequence[str] | None = None,
+        earlier: Entries | None = None,
+    ) -> BatchReport:
         """Fan out ``raws`` and make the first attempts of the deliveries they create.
 
-        ``entry_ids``: their stream entries, acknowledged here once the deliveries are
-        stored (and leased in the retry schedule); they also give the changes' order.
-        """
+        ``entry_ids``: their stream entries, acknowledged here once the deliveries are stored
+        (and leased in the retry schedule), and their order; ``earlier``: the stream's entries
+        before them, if the caller read them already."""
         clock = Phases()
         plan = plan_batch(raws, self.events, entry_ids)
         clock.lap("plan")
-        # Stream first, store second (worker.ordering says why this order is race-free):
-        # the earlier changes still unstored, then, in the ingest transaction itself, the
-        # unfinished deliveries of the batch's tickets.
+        # The stream (earlier changes unstored) before the store (unfinished deliveries of the
+        # tickets, read in the ingest transaction): worker.ordering says why.
         orders = [p.order for p in plan.first_attempts]
         bound = max((o.sequence for o in orders if o.sequence), default=None)
         own = entry_ids or ()
-        unstored = self.gate.unstored_before(bound, besides=own) if bound else {}
+        unstored = self.gate.unstored_before(bound, besides=own, entries=earlier) if bound else {}
         tickets = {o.key for o in orders if o.waits and o.key}
         result = ingest(
             self.store, plan, dedupe_window=self.settings.dedupe_window, tickets=tickets

@@ -99,11 +99,19 @@ class OrderGate:
             pipe.zadd(self.keys.retry, dict.fromkeys(created, due))
         pipe.execute()
 
-    def unstored_before(self, sequence: str, *, besides: Iterable[str] = ()) -> dict[str, str]:
+    def unstored_before(
+        self,
+        sequence: str,
+        *,
+        besides: Iterable[str] = (),
+        entries: Entries | None = None,
+    ) -> dict[str, str]:
         """:func:`unstored` for the entries earlier than ``sequence`` (but ``besides``, a
-        batch's own, still in the stream until it is stored)."""
-        bound = "(" + entry_bound(sequence)
-        entries = cast(Entries, self.redis.xrange(self.keys.stream, "-", bound, count=SCAN))
+        batch's own, still in the stream until it is stored). ``entries``: those entries,
+        when the caller read them already (:func:`worker.ingest.read_batch`)."""
+        if entries is None:
+            bound = "(" + entry_bound(sequence)
+            entries = cast(Entries, self.redis.xrange(self.keys.stream, "-", bound, count=SCAN))
         complete = len(entries) < SCAN
         own = {e.encode() for e in besides}
         return unstored([e for e in entries if e[0] not in own], complete=complete)

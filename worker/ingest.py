@@ -88,6 +88,31 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def read_batch(
+    client: redis.Redis, stream: str, entry_ids: Sequence[str], earlier: int
+) -> tuple[list[tuple[str, str]], list[Any]]:
+    """:func:`read_entries`, and (in the same round trip) up to ``earlier`` entries before
+    the last of them still in the stream: read and not yet stored, which per-ticket
+    ordering looks at (:mod:`worker.gate`)."""
+    if not entry_ids:
+        return [], []
+    ordered = sorted(set(entry_ids), key=_id_key)
+    pipe = client.pipeline(transaction=False)
+    pipe.xrange(stream, ordered[0], ordered[-1])
+    pipe.xrange(stream, "-", "(" + ordered[-1], count=earlier)
+    span, before = pipe.execute()
+    return _own(span or [], set(entry_ids)), list(before or [])
+
+
+def _own(found: list[Any], wanted: set[str]) -> list[tuple[str, str]]:
+    out = []
+    for raw_id, fields in found:
+        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        if entry_id in wanted and fields:
+            out.append((entry_id, entry_text(fields)))
+    return out
+
+
 def read_entries(
     client: redis.Redis, stream: str, entry_ids: Sequence[str]
 ) -> list[tuple[str, str]]:
@@ -101,13 +126,7 @@ def read_entries(
         return []
     wanted = set(entry_ids)
     ordered = sorted(wanted, key=_id_key)
-    found: list[Any] = list(client.xrange(stream, ordered[0], ordered[-1]) or [])
-    out = []
-    for raw_id, fields in found:
-        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-        if entry_id in wanted and fields:
-            out.append((entry_id, entry_text(fields)))
-    return out
+    return _own(list(client.xrange(stream, ordered[0], ordered[-1]) or []), wanted)
 
 
 def consumer_name() -> str:

@@ -24,8 +24,9 @@ from integrations.config import get_settings
 from integrations.store import unavailable
 from worker.batch import INTERNAL_RETRY_DELAY
 from worker.fanout import dead_letter_row, fan_out
+from worker.gate import SCAN
 from worker.heartbeat import Heartbeat
-from worker.ingest import ack_entries, consumer_name, read_entries, renew_entries
+from worker.ingest import ack_entries, consumer_name, read_batch, renew_entries
 from worker.lease import MAX_UNFINISHED_STARTS
 from worker.runtime import Runtime, get_runtime
 from worker.schedule import compute_backoff
@@ -113,13 +114,14 @@ def ingest_batch(entry_ids: list[str], consumer: str | None = None) -> dict[str,
 
 
 def _run_batch(rt: Runtime, entry_ids: list[str]) -> dict[str, Any]:
-    entries = read_entries(rt.redis, rt.keys.stream, entry_ids)
+    # The stream's earlier entries come in the same round trip, for per-ticket ordering.
+    entries, earlier = read_batch(rt.redis, rt.keys.stream, entry_ids, SCAN)
     if not entries:
         return {"messages": 0}
     key = rt.keys.batch_starts(entries[0][0])
     starts = _start(rt, key)
     if starts <= MAX_UNFINISHED_STARTS:
-        result = _process(rt, entries)
+        result = _process(rt, entries, earlier)
     else:
         log.warning("batch at %s died %d times: one entry at a time", entries[0][0], starts - 1)
         result = {"messages": 0}
@@ -144,12 +146,14 @@ def _single(rt: Runtime, entry_id: str, raw: str) -> dict[str, Any]:
     return result
 
 
-def _process(rt: Runtime, entries: list[tuple[str, str]]) -> dict[str, Any]:
+def _process(
+    rt: Runtime, entries: list[tuple[str, str]], earlier: list[Any] | None = None
+) -> dict[str, Any]:
     raws = [raw for _, raw in entries]
     entry_ids = [entry_id for entry_id, _ in entries]
     try:
         # The runner acknowledges the entries as soon as their deliveries are stored.
-        report = rt.batch.run(raws, entry_ids)
+        report = rt.batch.run(raws, entry_ids, earlier)
         if report.redelivered:
             # Deliveries left PENDING by an earlier run of these messages. That run may still
             # be sending them (a producer's duplicate in another batch, a reclaim of a slow

@@ -11,7 +11,15 @@ import redis
 
 from integrations.config import Settings
 from worker.app import make_celery
-from worker.ingest import GROUP, StreamIngest, ack_entries, ack_entry, entry_text, read_entries
+from worker.ingest import (
+    GROUP,
+    StreamIngest,
+    ack_entries,
+    ack_entry,
+    entry_text,
+    read_batch,
+    read_entries,
+)
 from worker.loops import queued_tasks
 
 
@@ -113,6 +121,11 @@ def test_a_batch_reads_back_only_its_own_entries_in_one_range(
         (ids[2], "m2"),
     ]
     assert read_entries(redis_client, stream, []) == []
+    # With the entries before the batch's last (its own among them), in the same round trip.
+    own, before = read_batch(redis_client, stream, [ids[2], ids[3]], 10)
+    assert own == [(ids[2], "m2"), (ids[3], "m3")]
+    assert [e[0].decode() for e in before] == ids[:3]
+    assert read_batch(redis_client, stream, [], 10) == ([], [])
 
 
 def test_a_backlog_of_queued_tasks_holds_the_next_read_so_batches_grow(
