@@ -70,11 +70,7 @@ def validate_event(
         validate_url_template(spec.endPointURI)
     check_names(spec, captured)
     n = spec.notifier
-    if n is not None and not spec.useBaseNotifier:
-        try:
-            resolve_url(n.baseURI, spec.endPointURI)
-        except HeraldError as exc:
-            raise InvalidInput("endPointURI", exc.reason) from None
+    _resolvable(spec, spec.endPointURI, "endPointURI")
     check_urls(
         {
             "endPointURI": spec.endPointURI,
@@ -86,6 +82,16 @@ def validate_event(
     )
     if spec.depEvent is not None:
         _validate_dependent(spec, settings, captured)
+
+
+def _resolvable(spec: IntegrationEventIn, end_point: str | None, field: str) -> None:
+    """A 400 naming ``field`` if ``end_point`` cannot be joined to the event's own notifier."""
+    n = spec.notifier
+    if n is not None and not spec.useBaseNotifier:
+        try:
+            resolve_url(n.baseURI, end_point)
+        except HeraldError as exc:
+            raise InvalidInput(field, exc.reason) from None
 
 
 def _validate_dependent(
@@ -112,12 +118,7 @@ def _validate_dependent(
     except InvalidInput as exc:
         field = "depEndPointURI" if exc.field == "endPointURI" else exc.field
         raise InvalidInput(f"depEvent.{field}", exc.problem) from None
-    n = spec.notifier
-    if n is not None and not spec.useBaseNotifier:
-        try:
-            resolve_url(n.baseURI, dep.depEndPointURI)
-        except HeraldError as exc:
-            raise InvalidInput("depEvent.depEndPointURI", exc.reason) from None
+    _resolvable(spec, dep.depEndPointURI, "depEvent.depEndPointURI")
     check_urls({"depEvent.depEndPointURI": dep.depEndPointURI}, settings)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from integrations.models import MASK, is_credential_header
+from integrations.models import MASK, Header, is_credential_header
 from integrations.store import Delivery, InstalledIntegration, StoredEvent
 
 
@@ -44,6 +45,13 @@ def installed_view(inst: InstalledIntegration) -> dict[str, Any]:
     return view
 
 
+def _headers_view(headers: Sequence[Header]) -> list[dict[str, str]]:
+    """Request headers as the API shows them: a credential's value masked."""
+    return [
+        {"key": h.key, "value": MASK if is_credential_header(h.key) else h.value} for h in headers
+    ]
+
+
 def _dependent_view(spec: Any) -> dict[str, Any] | None:
     dep = spec.depEvent
     if dep is None:
@@ -51,10 +59,7 @@ def _dependent_view(spec: Any) -> dict[str, Any] | None:
     return {
         "depEndPointURI": dep.depEndPointURI,
         "thirdPartyEventType": dep.thirdPartyEventType.value,
-        "headers": [
-            {"key": h.key, "value": MASK if is_credential_header(h.key) else h.value}
-            for h in dep.headers
-        ],
+        "headers": _headers_view(dep.headers),
         "eventPayload": dep.template,
         "responseHeaders": [{"key": h.key, "value": h.value} for h in dep.responseHeaders],
     }
@@ -103,10 +108,7 @@ def event_view(event: StoredEvent) -> dict[str, Any]:
         {
             "endPointURI": spec.endPointURI,
             "thirdPartyEventType": spec.thirdPartyEventType.value,
-            "headers": [
-                {"key": h.key, "value": MASK if is_credential_header(h.key) else h.value}
-                for h in spec.headers
-            ],
+            "headers": _headers_view(spec.headers),
             "eventPayload": spec.template,
             "responseHeaders": [{"key": h.key, "value": h.value} for h in spec.responseHeaders],
             "ordering": spec.ordering.value,

@@ -15,6 +15,7 @@ one node's.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import tempfile
@@ -80,9 +81,17 @@ OUTCOMES = {"sent": "success", "retrying": "retry", "failed": "failed", "waiting
 
 def received(routed: Iterable[tuple[str, str, bool]], *, dead_letters: int = 0) -> None:
     """Count a batch's changes, ``(tenant, entity, matched)`` each, and its dead letters."""
-    for tenant, entity, matched in routed:
-        CHANGES.labels(tenant, entity).inc()
-        ROUTED.labels(tenant, entity, "matched" if matched else "filtered_out").inc()
+    # One write per label set and batch, not one per change: each is a locked mmap write.
+    tally = collections.Counter(
+        (tenant, entity, "matched" if matched else "filtered_out")
+        for tenant, entity, matched in routed
+    )
+    received: collections.Counter[tuple[str, str]] = collections.Counter()
+    for (tenant, entity, result), n in tally.items():
+        ROUTED.labels(tenant, entity, result).inc(n)
+        received[(tenant, entity)] += n
+    for (tenant, entity), n in received.items():
+        CHANGES.labels(tenant, entity).inc(n)
     if dead_letters:
         DELIVERIES.labels("dead_letter").inc(dead_letters)
 

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AliasChoices,
@@ -269,18 +269,14 @@ def decode_payload(raw: str) -> str:
         raise ValueError("base64 decodes to bytes that are not UTF-8 text") from None
 
 
-class DepEvent(_Strict):
-    """OpsRamp's ``depEvent``: a second call made once the event's own call succeeded, with
-    the values that call captured (``$extTicketId``...). Its attempts are its own: it retries
-    on its own schedule and never repeats the first call."""
+class _Templated(_Strict):
+    """A body with a base64 ``payload`` template: checked on input, decoded on use. Each
+    subclass declares the field itself, where it stands among its own."""
 
-    depEndPointURI: str | None = Field(default=None, max_length=2048)
-    thirdPartyEventType: HttpMethodField = HttpMethod.POST
-    headers: list[Header] = Field(default_factory=list, max_length=100)
-    payload: str | None = Field(default=None, max_length=1_000_000)
-    responseHeaders: list[Header] = Field(default_factory=list, max_length=50)
+    if TYPE_CHECKING:
+        payload: str | None
 
-    @field_validator("payload")
+    @field_validator("payload", check_fields=False)
     @classmethod
     def _payload_is_base64(cls, raw: str | None) -> str | None:
         if raw is not None and raw.strip():
@@ -295,7 +291,19 @@ class DepEvent(_Strict):
         return decode_payload(self.payload)
 
 
-class IntegrationEventIn(_Strict):
+class DepEvent(_Templated):
+    """OpsRamp's ``depEvent``: a second call made once the event's own call succeeded, with
+    the values that call captured (``$extTicketId``...). Its attempts are its own: it retries
+    on its own schedule and never repeats the first call."""
+
+    depEndPointURI: str | None = Field(default=None, max_length=2048)
+    thirdPartyEventType: HttpMethodField = HttpMethod.POST
+    headers: list[Header] = Field(default_factory=list, max_length=100)
+    payload: str | None = Field(default=None, max_length=1_000_000)
+    responseHeaders: list[Header] = Field(default_factory=list, max_length=50)
+
+
+class IntegrationEventIn(_Templated):
     """Body of ``POST .../integrations/installed/{installedIntgId}/event``."""
 
     name: str = Field(min_length=1, max_length=255)
@@ -314,25 +322,11 @@ class IntegrationEventIn(_Strict):
     ordering: OrderingField = Ordering.ENTITY
     depEvent: DepEvent | None = None
 
-    @field_validator("payload")
-    @classmethod
-    def _payload_is_base64(cls, raw: str | None) -> str | None:
-        if raw is not None and raw.strip():
-            decode_payload(raw)
-        return raw
-
     @model_validator(mode="after")
     def _notifier_present(self) -> IntegrationEventIn:
         if not self.useBaseNotifier and self.notifier is None:
             raise ValueError("notifier is required when useBaseNotifier is false")
         return self
-
-    @property
-    def template(self) -> str:
-        """The decoded payload template ('' when none was given)."""
-        if self.payload is None or not self.payload.strip():
-            return ""
-        return decode_payload(self.payload)
 
 
 class EntityChange(BaseModel):

@@ -187,7 +187,10 @@ class Deliverer:
             # Sending the event's own call instead would repeat it.
             reason = "the integration event no longer has a depEvent"
             return self._give_up(delivery, reason, "event_changed")
-        follow_up = self._follow_up(delivery, event)
+        # A success creates the dependent call, if the event has one.
+        follow_up = None
+        if event.spec.depEvent is not None and not is_dependent(delivery.id):
+            follow_up = dependent_row(delivery)
         event = as_sent_by(event, delivery.id)
         arrived = delivery.created_at.timestamp()
 
@@ -273,25 +276,6 @@ class Deliverer:
             schedule=self.settings.retry_schedule,
             max_retry_after=self.settings.max_retry_after,
             now=time.time(),
-        )
-
-    @staticmethod
-    def _follow_up(delivery: Delivery, event: StoredEvent) -> NewDelivery | None:
-        """The dependent call a success of ``delivery`` creates, if its event has one."""
-        if event.spec.depEvent is None or is_dependent(delivery.id):
-            return None
-        return dependent_row(
-            delivery_id=delivery.id,
-            tenant_id=delivery.tenant_id,
-            message=delivery.message,
-            event_id=delivery.event_id,
-            installed_id=delivery.installed_id,
-            message_id=delivery.message_id,
-            entity=delivery.entity,
-            event_type=delivery.event_type,
-            entity_id=delivery.entity_id,
-            ordering_key=delivery.ordering_key,
-            sequence=delivery.sequence,
         )
 
     def _apply(

@@ -37,10 +37,10 @@ from integrations.errors import HeraldError, PermanentError, RetryableError
 from integrations.redis_keys import RedisKeys
 from integrations.store import Store, Unfinished
 from notifiers.sender import DeliveryResponse
-from worker.dependent import dependent_id
+from worker.dependent import dependent_id, dependent_row
 from worker.events import EventCache
 from worker.fanout import Planned, dependency_rounds, ingest, plan_batch
-from worker.first_attempt import FirstAttempt, first_follow_up
+from worker.first_attempt import FirstAttempt
 from worker.gate import Entries, OrderGate
 from worker.health import (
     BreakerPolicy,
@@ -355,7 +355,7 @@ class BatchRunner:
         calls dispatched."""
         due = {o.record.delivery_id: o.due for _, o in outcomes if o.due is not None}
         follow_ups = {
-            a.planned.delivery_id: first_follow_up(a.planned)
+            a.planned.delivery_id: dependent_row(a.planned.row)
             for a, o in outcomes
             if o.result == "sent" and a.planned.live.event.spec.depEvent is not None
         }

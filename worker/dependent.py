@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from integrations.models import IntegrationEventIn
-from integrations.store import DeliveryStatus, NewDelivery, StoredEvent
+from integrations.store import Delivery, DeliveryStatus, NewDelivery, StoredEvent
 
 SUFFIX = "-DEP"
 
@@ -28,36 +28,24 @@ def is_dependent(delivery_id: str) -> bool:
     return delivery_id.endswith(SUFFIX)
 
 
-def dependent_row(
-    *,
-    delivery_id: str,
-    tenant_id: str,
-    message: str,
-    event_id: str | None,
-    installed_id: str | None,
-    message_id: str | None,
-    entity: str | None,
-    event_type: str | None,
-    entity_id: str | None,
-    ordering_key: str | None,
-    sequence: str | None,
-) -> NewDelivery:
-    """The row of delivery ``delivery_id``'s dependent call, to create with its success."""
+def dependent_row(first: NewDelivery | Delivery) -> NewDelivery:
+    """The row of delivery ``first``'s dependent call (from its new or its stored row), to
+    create with its success."""
     return NewDelivery(
-        id=dependent_id(delivery_id),
-        tenant_id=tenant_id,
-        message=message,
-        event_id=event_id,
-        installed_id=installed_id,
-        message_id=message_id,
-        entity=entity,
-        event_type=event_type,
-        entity_id=entity_id,
+        id=dependent_id(first.id),
+        tenant_id=first.tenant_id,
+        message=first.message,
+        event_id=first.event_id,
+        installed_id=first.installed_id,
+        message_id=first.message_id,
+        entity=first.entity,
+        event_type=first.event_type,
+        entity_id=first.entity_id,
         status=DeliveryStatus.PENDING,
-        status_message=f"dependent call of {delivery_id}, which succeeded",
-        ordering_key=ordering_key,
+        status_message=f"dependent call of {first.id}, which succeeded",
+        ordering_key=first.ordering_key,
         # Right after the first call: before any later change of the ticket.
-        sequence=f"{sequence}.dep" if sequence else None,
+        sequence=f"{first.sequence}.dep" if first.sequence else None,
         ordered=True,
     )
 

@@ -129,6 +129,8 @@ class Planned:
     entity_id: str | None
     #: How per-ticket ordering sees it (:mod:`worker.ordering`).
     order: Ordered
+    #: The row the store created for it.
+    row: NewDelivery
 
 
 @dataclass
@@ -249,7 +251,7 @@ def plan_batch(
             plan.rows.append(row)
             if failure is None and live is not None:
                 order = Ordered(row.id, ticket, sequence, waits, coarse)
-                plan.first_attempts.append(Planned(row.id, live, change, ent_id, order))
+                plan.first_attempts.append(Planned(row.id, live, change, ent_id, order, row))
         plan.routed.append((change.tenantId, entity, len(plan.rows) > rows_before))
     return plan
 

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from integrations.errors import HeraldError, RetryableError
-from integrations.store import NewDelivery
-from worker.dependent import dependent_row
 from worker.fanout import Planned
 from worker.outcomes import AttemptContext, trips_breaker
 from worker.prepare import Prepared
@@ -46,21 +44,3 @@ class FirstAttempt:
             capture_for=capture_for,
             notes=self.notes,
         )
-
-
-def first_follow_up(planned: Planned) -> NewDelivery:
-    """The dependent call a success of ``planned``'s first attempt creates."""
-    change = planned.change
-    return dependent_row(
-        delivery_id=planned.delivery_id,
-        tenant_id=change.tenantId,
-        message=change.model_dump_json(),
-        event_id=planned.live.event.id,
-        installed_id=planned.live.event.installed_id,
-        message_id=change.id,
-        entity=change.entity.value,
-        event_type=change.eventType.value,
-        entity_id=planned.entity_id,
-        ordering_key=planned.order.key,
-        sequence=planned.order.sequence,
-    )

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException
 
 from api.deps import (
-    Services,
     ServicesDep,
     TenantDep,
     event_or_404,
@@ -40,19 +39,6 @@ router = APIRouter(
 )
 
 
-def _captured(
-    svc: Services, client_id: str, installed_id: str, besides: str | None = None
-) -> set[str]:
-    """The names the installed integration's events capture from responses (but
-    ``besides``'s own: an update states its own)."""
-    return {
-        h.key
-        for e in svc.store.list_events(client_id, installed_id)
-        if e.id != besides
-        for h in e.spec.responseHeaders
-    }
-
-
 @router.post("/event", response_model=EventOut)
 def create_event(
     clientId: TenantDep,
@@ -62,7 +48,7 @@ def create_event(
 ) -> dict[str, Any]:
     """Create an event (the seed's ``Create integration event``)."""
     live_installed_or_404(svc, clientId, installedIntgId)
-    validate_event(body, svc.settings, _captured(svc, clientId, installedIntgId))
+    validate_event(body, svc.settings, svc.store.captured_names(clientId, installedIntgId))
     return event_view(svc.store.create_event(clientId, installedIntgId, body))
 
 
@@ -104,7 +90,7 @@ def update_event(
     """
     live_installed_or_404(svc, clientId, installedIntgId)
     current = event_or_404(svc, clientId, installedIntgId, eventId)
-    validate_event(body, svc.settings, _captured(svc, clientId, installedIntgId, eventId))
+    validate_event(body, svc.settings, svc.store.captured_names(clientId, installedIntgId, eventId))
     kept = omitted_secrets(body, current.spec)
     if kept and destinations(body) != destinations(current.spec):
         # Kept secrets would follow the event to hosts they were never meant for: any

@@ -49,15 +49,6 @@ class UnsavedTestIn(TestIn):
     event: IntegrationEventIn
 
 
-def _captured(svc: Services, client_id: str, installed_id: str, besides: str = "") -> set[str]:
-    return {
-        h.key
-        for e in svc.store.list_events(client_id, installed_id)
-        if e.id != besides
-        for h in e.spec.responseHeaders
-    }
-
-
 def _change(svc: Services, client_id: str, body: TestIn) -> EntityChange:
     if body.change is not None:
         if body.change.tenantId != client_id:
@@ -75,7 +66,7 @@ def test_unsaved_event(
 ) -> dict[str, Any]:
     """Try an event before creating it: the same answer as a saved event's test."""
     installed = live_installed_or_404(svc, clientId, installedIntgId)
-    validate_event(body.event, svc.settings, _captured(svc, clientId, installedIntgId))
+    validate_event(body.event, svc.settings, svc.store.captured_names(clientId, installedIntgId))
     now = datetime.now(UTC)
     event = StoredEvent(
         id=UNSAVED,
@@ -101,6 +92,8 @@ def test_event(
     event = event_or_404(svc, clientId, installedIntgId, eventId)
     if body.event is not None:
         # An edit tried before it is saved: the same checks as the update's.
-        validate_event(body.event, svc.settings, _captured(svc, clientId, installedIntgId, eventId))
+        validate_event(
+            body.event, svc.settings, svc.store.captured_names(clientId, installedIntgId, eventId)
+        )
         event = dataclasses.replace(event, spec=keep_omitted_secrets(body.event, event.spec))
     return run_test(svc, event, _change(svc, clientId, body), send=body.send)

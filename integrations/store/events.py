@@ -251,6 +251,19 @@ class EventStore(InstalledStore):
             parent = self._parents(s, [installed_id]).get(installed_id)
             return [self._event(r, *([parent] if parent else [])) for r in rows]
 
+    def captured_names(
+        self, tenant_id: str, installed_id: str, besides: str | None = None
+    ) -> set[str]:
+        """The names the installed integration's events capture from responses, but
+        ``besides``'s (an update states its own): what its templates may read besides the
+        entity."""
+        return {
+            h.key
+            for e in self.list_events(tenant_id, installed_id)
+            if e.id != besides
+            for h in e.spec.responseHeaders
+        }
+
     def delete_event(self, tenant_id: str, event_id: str) -> bool:
         """Delete an integration event; ``False`` if there was none."""
         with self.session() as s:
