@@ -106,15 +106,37 @@ def delivered(
 ) -> None:
     """Count one outcome (``sent``, ``retrying``, ``failed``, ``waiting``); a success's
     latency from ``arrived`` (epoch seconds) when known."""
-    DELIVERIES.labels(OUTCOMES.get(result, result)).inc()
-    if result == "sent" and arrived is not None:
-        LATENCY.observe(max(0.0, (now if now is not None else time.time()) - arrived))
-    if http_status is not None:
-        RESPONSES.labels(str(http_status)).inc()
-    if result == "failed":
-        OUTBOUND_FAILURES.inc()
-    if error_class == "timeout":
-        OUTBOUND_TIMEOUTS.inc()
+    delivered_many([(result, http_status, error_class, arrived)], now=now)
+
+
+def delivered_many(
+    outcomes: Iterable[tuple[str, int | None, str | None, float | None]],
+    *,
+    now: float | None = None,
+) -> None:
+    """:func:`delivered` for a batch's ``(result, http_status, error_class, arrived)``:
+    the counters are summed per label set first, so each is written once per batch (every
+    write is a locked mmap write)."""
+    now = time.time() if now is None else now
+    results: collections.Counter[str] = collections.Counter()
+    codes: collections.Counter[str] = collections.Counter()
+    failures = timeouts = 0
+    for result, http_status, error_class, arrived in outcomes:
+        results[OUTCOMES.get(result, result)] += 1
+        if http_status is not None:
+            codes[str(http_status)] += 1
+        failures += result == "failed"
+        timeouts += error_class == "timeout"
+        if result == "sent" and arrived is not None:
+            LATENCY.observe(max(0.0, now - arrived))
+    for outcome, n in results.items():
+        DELIVERIES.labels(outcome).inc(n)
+    for code, n in codes.items():
+        RESPONSES.labels(code).inc(n)
+    if failures:
+        OUTBOUND_FAILURES.inc(failures)
+    if timeouts:
+        OUTBOUND_TIMEOUTS.inc(timeouts)
 
 
 @contextmanager

@@ -40,7 +40,7 @@ from notifiers.sender import DeliveryResponse
 from worker.dependent import dependent_id, dependent_row
 from worker.events import EventCache
 from worker.fanout import Planned, dependency_rounds, ingest, plan_batch
-from worker.first_attempt import FirstAttempt
+from worker.first_attempt import FirstAttempt, as_counted
 from worker.gate import Entries, OrderGate
 from worker.health import (
     BreakerPolicy,
@@ -49,7 +49,7 @@ from worker.health import (
     breaker_key,
     is_open,
 )
-from worker.ordering import BatchTurns, arrival
+from worker.ordering import BatchTurns
 from worker.outcomes import (
     Outcome,
     deferral,
@@ -148,14 +148,9 @@ class BatchRunner:
                 ]
                 outcomes, deferred, read = self._first_attempts(going, clock, send_until)
                 latest.update((u.id, u) for u in read)
+                metrics.delivered_many(as_counted(outcomes))
                 for attempt, outcome in outcomes:
                     counts[outcome.result] += 1
-                    metrics.delivered(
-                        outcome.result,
-                        http_status=outcome.record.http_status,
-                        error_class=outcome.record.error_class,
-                        arrived=arrival(attempt.planned.order.sequence),
-                    )
                     failure = outcome.record.status_message if outcome.result == "failed" else None
                     turns.ended_with(outcome.record.delivery_id, failure, outcome.due)
                     if outcome.result == "sent" and attempt.planned.live.event.spec.depEvent:

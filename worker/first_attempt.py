@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from integrations.errors import HeraldError, RetryableError
 from worker.fanout import Planned
-from worker.outcomes import AttemptContext, trips_breaker
+from worker.ordering import arrival
+from worker.outcomes import AttemptContext, Outcome, trips_breaker
 from worker.prepare import Prepared
 
 
@@ -44,3 +46,13 @@ class FirstAttempt:
             capture_for=capture_for,
             notes=self.notes,
         )
+
+
+def as_counted(
+    outcomes: Iterable[tuple[FirstAttempt, Outcome]],
+) -> Iterator[tuple[str, int | None, str | None, float | None]]:
+    """A turn's outcomes as :func:`integrations.metrics.delivered_many` counts them."""
+    for attempt, outcome in outcomes:
+        record = outcome.record
+        arrived = arrival(attempt.planned.order.sequence)
+        yield outcome.result, record.http_status, record.error_class, arrived
